@@ -1,0 +1,60 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both install
+# what they need: Debian packages (as root), a virtualenv, the collector build.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: help setup system-deps venv collector lint format test test-unit test-integration \
+        demo dashboards bench clean
+
+help:
+	@echo "make demo   - bring up a demo fleet under load and print its report"
+	@echo "make test   - install everything needed, lint, type-check and run all tests"
+	@echo "make bench  - overhead benchmark against bare Django and the peer libraries"
+
+system-deps:
+	@scripts/install-system-deps.sh
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/.installed
+
+collector: venv
+	$(BIN)/fleetscope collector build
+
+setup: system-deps venv collector
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: setup lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(BIN)/python -m pytest --ignore=tests/integration $(PYTEST_ARGS)
+
+test-integration: setup
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+demo: setup
+	$(BIN)/fleetscope demo up --duration 120
+
+dashboards: venv
+	$(BIN)/fleetscope dashboards build
+
+bench: venv
+	$(BIN)/python -m benchmarks.overhead
+
+clean:
+	rm -rf .fleetscope .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,55 @@
+"""Prometheus series and label names of the telemetry contract (docs: /work/shared/DESIGN.md).
+
+Renaming any of these is a breaking change for users' dashboards and alerts: keep this
+module, the telemetry app and docs/dashboards.md in step.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Histogram base names: the query helpers append _bucket, _sum and _count.
+REQUEST_DURATION: Final = "http_server_request_duration_seconds"
+DB_DURATION: Final = "db_client_operation_duration_seconds"
+DB_QUERIES_PER_REQUEST: Final = "django_db_queries_per_request"
+CACHE_DURATION: Final = "django_cache_operation_duration_seconds"
+
+ACTIVE_REQUESTS: Final = "http_server_active_requests"
+DB_STATEMENT_INFO: Final = "django_db_statement_info"
+DB_SLOW_QUERIES: Final = "django_db_slow_queries_total"
+DB_N_PLUS_ONE: Final = "django_db_n_plus_one_total"
+CACHE_OPERATIONS: Final = "django_cache_operations_total"
+
+PROCESS_CPU: Final = "process_cpu_time_seconds_total"
+PROCESS_RSS: Final = "process_memory_usage_bytes"
+PROCESS_VIRTUAL: Final = "process_memory_virtual_bytes"
+PROCESS_THREADS: Final = "process_thread_count"
+PROCESS_OPEN_FDS: Final = "process_open_file_descriptor_count"
+GC_COLLECTIONS: Final = "cpython_gc_collections_total"
+
+# Every request is counted, so this series exists for every worker that served
+# traffic and is re-exported on every interval: the fleet's heartbeat.
+HEARTBEAT: Final = f"{REQUEST_DURATION}_count"
+
+# Node identity labels.
+SERVICE: Final = "job"
+NODE: Final = "host_name"
+WORKER: Final = "instance"
+
+ROUTE: Final = "http_route"
+METHOD: Final = "http_request_method"
+STATUS: Final = "http_response_status_code"
+
+DB_SYSTEM: Final = "db_system_name"
+DB_OPERATION: Final = "db_operation_name"
+DB_ALIAS: Final = "django_db_alias"
+FINGERPRINT: Final = "django_db_fingerprint"
+QUERY_SUMMARY: Final = "db_query_summary"
+QUERY_TEXT: Final = "db_query_text"
+
+CACHE_ALIAS: Final = "django_cache_alias"
+CACHE_OPERATION: Final = "django_cache_operation"
+CACHE_RESULT: Final = "django_cache_result"
+
+CPU_MODE: Final = "type"
+GC_GENERATION: Final = "cpython_gc_generation"

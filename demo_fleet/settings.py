@@ -1,0 +1,101 @@
+"""Django settings of the demo shop that Fleetscope's demo fleet runs on every node.
+
+Environment: DATABASE_URL (postgres://...) else SQLite at FLEETSCOPE_DEMO_DB or
+``<FLEETSCOPE_DEMO_DIR or cwd>/demo.sqlite3``; REDIS_URL else a local-memory cache;
+DJANGO_SECRET_KEY; FLEETSCOPE_SLOW_QUERY_MS. The node name (FLEETSCOPE_NODE) is read
+by the telemetry app itself.
+"""
+
+import os
+
+from demo_fleet import env
+
+BASE_DIR = env.demo_dir()
+
+# A demo default on purpose: the shop holds no real data. Set DJANGO_SECRET_KEY anywhere public.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-insecure-secret-key-change-me")
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "telemetry",
+    # Silk: "silk" goes here when the Silk integration is enabled.
+    "demo_fleet.shop",
+]
+
+MIDDLEWARE = [
+    # First, so the request span and timings cover every other middleware.
+    "telemetry.middleware.TelemetryMiddleware",
+    # Silk: "silk.middleware.SilkyMiddleware" goes here when the Silk integration is enabled.
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "demo_fleet.urls"
+WSGI_APPLICATION = "demo_fleet.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = env.databases()
+CACHES = env.caches()
+
+TELEMETRY = {
+    "SERVICE_NAME": "demo-shop",
+    "SLOW_QUERY_MS": int(os.environ.get("FLEETSCOPE_SLOW_QUERY_MS", "100")),
+    "N_PLUS_ONE_THRESHOLD": 5,
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "static"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Quiet: warnings and real errors only. The /flaky/ view's deliberate 500s would
+# otherwise print a traceback for one request in ten under load.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "drop_deliberate_failures": {"()": "demo_fleet.shop.errors.DropDeliberateFailures"}
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["drop_deliberate_failures"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # 404s are expected traffic in a demo, not warnings.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+    },
+}

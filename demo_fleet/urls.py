@@ -1,0 +1,13 @@
+"""URLconf of the demo shop project: the shop at the root, the admin under /admin/."""
+
+from django.apps import apps
+from django.contrib import admin
+from django.urls import URLPattern, URLResolver, include, path
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("", include("demo_fleet.shop.urls")),
+]
+
+# Guarded so the shop's URLs also work in settings without the admin (the unit tests').
+if apps.is_installed("django.contrib.admin"):
+    urlpatterns.append(path("admin/", admin.site.urls))

@@ -1,0 +1,5 @@
+"""`python -m fleetscope` runs the CLI."""
+
+from fleetscope.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Fleetscope's Django app: per-node OTLP traces and metrics for requests, SQL and caches."""

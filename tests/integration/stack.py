@@ -1,0 +1,94 @@
+"""The real local pipeline for integration tests: collector + Prometheus on free loopback ports."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from collector.process import ManagedProcess
+from collector.prometheus import PrometheusSettings, start_prometheus
+from collector.run import CollectorPorts, CollectorSettings, start_collector
+
+T = TypeVar("T")
+
+
+@dataclass
+class LocalStack:
+    collector: CollectorSettings
+    prometheus: PrometheusSettings
+    processes: list[ManagedProcess]
+
+    @property
+    def otlp_endpoint(self) -> str:
+        return self.collector.ports.otlp_http_endpoint
+
+    @property
+    def prometheus_url(self) -> str:
+        return self.prometheus.url
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        response = httpx.get(
+            f"{self.prometheus_url}/api/v1/query", params={"query": promql}, timeout=10
+        )
+        body = response.json()
+        assert body["status"] == "success", body
+        return list(body["data"]["result"])
+
+    def spans(self) -> Iterator[dict[str, Any]]:
+        """Every span the collector's file exporter wrote so far."""
+        path = self.collector.traces_file
+        if not path.exists():
+            return
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            for resource_spans in json.loads(line).get("resourceSpans", []):
+                for scope_spans in resource_spans.get("scopeSpans", []):
+                    yield from scope_spans.get("spans", [])
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+def start_stack(workdir: Path, scrape_interval: str = "1s") -> LocalStack:
+    ports = CollectorPorts.free()
+    collector = CollectorSettings(ports=ports, workdir=workdir)
+    prometheus = PrometheusSettings.on_free_port(
+        workdir=workdir,
+        exporter_targets=(ports.prometheus_exporter_target,),
+        self_metrics_targets=(ports.self_metrics_target,),
+        scrape_interval=scrape_interval,
+    )
+    processes: list[ManagedProcess] = []
+    try:
+        processes.append(start_collector(collector))
+        processes.append(start_prometheus(prometheus))
+    except BaseException:
+        for process in processes:
+            process.stop()
+        raise
+    return LocalStack(collector, prometheus, processes)
+
+
+def eventually(
+    probe: Callable[[], T | None],
+    timeout: float = 60.0,
+    interval: float = 0.5,
+    what: str = "condition",
+) -> T:
+    """Poll until probe returns something truthy; fail with `what` after timeout."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
