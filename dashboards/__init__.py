@@ -1,1 +1,1 @@
-"""dashboards package."""
+"""Grafana dashboards and Prometheus alert rules for the fleet, generated in Python."""

@@ -29,6 +29,7 @@ from .panels import (
 from .queries import (
     RANGE_WINDOW,
     Selector,
+    aggregate,
     increase,
     mean,
     quantile,
@@ -124,8 +125,9 @@ def slow_queries_table() -> table.Panel:
             Column("Slow runs", increase(m.DB_SLOW_QUERIES, DB_BY_ROUTE, FP), "short", 0),
             Column(
                 "Nodes with slow runs",
-                f"count by ({m.FINGERPRINT}) "
-                f"({increase(m.DB_SLOW_QUERIES, DB_BY_ROUTE, (*FP, m.NODE))} > 0)",
+                aggregate(
+                    f"{increase(m.DB_SLOW_QUERIES, DB_BY_ROUTE, (*FP, m.NODE))} > 0", FP, "count"
+                ),
                 "short",
                 0,
             ),
@@ -174,11 +176,7 @@ def queries_per_request_timeseries() -> timeseries.Panel:
         "Queries per request by route (mean)",
         "Average number of SQL statements one request of a route runs.",
         "short",
-        [
-            series_query(
-                mean(m.DB_QUERIES_PER_REQUEST, DB_BY_ROUTE, (m.ROUTE,)), "{{http_route}}"
-            )
-        ],
+        [series_query(mean(m.DB_QUERIES_PER_REQUEST, DB_BY_ROUTE, (m.ROUTE,)), "{{http_route}}")],
     )
 
 

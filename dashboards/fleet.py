@@ -191,7 +191,9 @@ def top_routes_table() -> table.Panel:
                 links=[
                     data_link(
                         "Database queries of this route",
-                        dashboard_url(DATABASE_UID, ["service", "node"], route="${__value.raw}"),
+                        dashboard_url(
+                            DATABASE_UID, ["service", "node"], route="${__value.raw:percentencode}"
+                        ),
                     ),
                     data_link("Silk profiles of this route", SILK_ROUTE_URL, new_tab=True),
                 ],

@@ -27,6 +27,22 @@ PROCESS_THREADS: Final = "process_thread_count"
 PROCESS_OPEN_FDS: Final = "process_open_file_descriptor_count"
 GC_COLLECTIONS: Final = "cpython_gc_collections_total"
 
+HISTOGRAMS: Final = (REQUEST_DURATION, DB_DURATION, DB_QUERIES_PER_REQUEST, CACHE_DURATION)
+SERIES: Final = (
+    *(f"{h}_{suffix}" for h in HISTOGRAMS for suffix in ("bucket", "sum", "count")),
+    ACTIVE_REQUESTS,
+    DB_STATEMENT_INFO,
+    DB_SLOW_QUERIES,
+    DB_N_PLUS_ONE,
+    CACHE_OPERATIONS,
+    PROCESS_CPU,
+    PROCESS_RSS,
+    PROCESS_VIRTUAL,
+    PROCESS_THREADS,
+    PROCESS_OPEN_FDS,
+    GC_COLLECTIONS,
+)
+
 # Every request is counted, so this series exists for every worker that served
 # traffic and is re-exported on every interval: the fleet's heartbeat.
 HEARTBEAT: Final = f"{REQUEST_DURATION}_count"

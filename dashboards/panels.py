@@ -11,7 +11,8 @@ from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog import builder as cogbuilder
-from grafana_foundation_sdk.models import common, dashboard as dash_models
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as dash_models
 from grafana_foundation_sdk.models import prometheus as prometheus_models
 
 from . import metrics as m
@@ -176,7 +177,9 @@ def table_panel(
 ) -> table.Panel:
     """Instant queries merged into one row per key, e.g. one row per fingerprint."""
     queries = _ref_ids([table_query(c.expr) for c in columns])
-    renames = {f"Value #{q.build().ref_id}": c.header for q, c in zip(queries, columns, strict=True)}
+    renames = {
+        f"Value #{q.build().ref_id}": c.header for q, c in zip(queries, columns, strict=True)
+    }
     renames.update({k.label: k.header for k in keys})
     order = [k.label for k in keys] + [f"Value #{q.build().ref_id}" for q in queries]
     panel = (

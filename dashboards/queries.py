@@ -70,24 +70,17 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _by(labels: Sequence[str]) -> str:
-    return f" by ({', '.join(labels)})" if labels else ""
-
-
 def aggregate(expr: str, by: Sequence[str] = (), op: str = "sum") -> str:
-    return f"{op}{_by(by)} ({expr})"
+    """`op by (labels) (expr)`, or `op(expr)` over everything."""
+    return f"{op} by ({', '.join(by)}) ({expr})" if by else f"{op}({expr})"
 
 
-def rate(
-    series: str, sel: Selector, by: Sequence[str] = (), window: str = RATE_WINDOW
-) -> str:
+def rate(series: str, sel: Selector, by: Sequence[str] = (), window: str = RATE_WINDOW) -> str:
     """`sum by (...) (rate(series{...}[window]))`."""
     return aggregate(f"rate({sel(series)}[{window}])", by)
 
 
-def increase(
-    series: str, sel: Selector, by: Sequence[str] = (), window: str = RANGE_WINDOW
-) -> str:
+def increase(series: str, sel: Selector, by: Sequence[str] = (), window: str = RANGE_WINDOW) -> str:
     """`sum by (...) (increase(series{...}[window]))`: totals over the dashboard range."""
     return aggregate(f"increase({sel(series)}[{window}])", by)
 
@@ -109,9 +102,7 @@ def ratio(numerator: str, denominator: str) -> str:
     return f"({numerator} or {denominator} * 0) / ({denominator} > 0)"
 
 
-def mean(
-    histogram: str, sel: Selector, by: Sequence[str] = (), window: str = RATE_WINDOW
-) -> str:
+def mean(histogram: str, sel: Selector, by: Sequence[str] = (), window: str = RATE_WINDOW) -> str:
     """Mean observation of a histogram: rate of _sum over rate of _count."""
     return ratio(
         rate(f"{histogram}_sum", sel, by, window), rate(f"{histogram}_count", sel, by, window)
@@ -133,12 +124,15 @@ def count_distinct(series: str, sel: Selector, label: str, window: str | None = 
     return f"count(count by ({label}) ({selected}))"
 
 
+def stopped(series: str, sel: Selector, by: Sequence[str], window: str) -> str:
+    """The `by` label sets that had samples within `window` but have none now."""
+    seen = aggregate(f"last_over_time({sel(series)}[{window}])", by, "count")
+    return f"{seen} unless {aggregate(sel(series), by, 'count')}"
+
+
 def missing(series: str, sel: Selector, label: str, window: str) -> str:
     """How many values of `label` had samples within `window` but have none now; 0 when none."""
-    return (
-        f"{count_distinct(series, sel, label, window)} - "
-        f"({count_distinct(series, sel, label)} or vector(0))"
-    )
+    return f"count({stopped(series, sel, (label,), window)}) or vector(0)"
 
 
 def with_statement_text(expr: str, sel: Selector, window: str = RANGE_WINDOW) -> str:

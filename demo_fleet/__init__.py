@@ -1,1 +1,1 @@
-"""demo_fleet package."""
+"""Fleetscope demo fleet: a small Django shop (settings, shop app, locustfile) and its launcher."""

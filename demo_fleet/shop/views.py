@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import operator
 import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from functools import reduce
 from typing import Any
 
 from django.core.cache import caches
@@ -30,6 +32,9 @@ SLOW_REPORT_ROWS = 20
 SLOW_REPORT_DEFAULT_SINCE = date(2025, 1, 1)
 SLOW_REPORT_DEFAULT_UNTIL = REVIEWS_UNTIL.date()
 LOW_RATING = 2
+# Matched with a case-insensitive LIKE on every review body in the window: on PostgreSQL,
+# whose parallel scans make the bare date filter fast, this keeps the report slow too.
+COMPLAINT_WORDS = ("broke", "damaged", "disappointing")
 DEFAULT_FAILURE_PROBABILITY = 0.1
 MAX_ORDER_ITEMS = 20
 MAX_ITEM_QTY = 100
@@ -94,9 +99,10 @@ def products_fixed(request: HttpRequest) -> HttpResponse:
 def slow_report(request: HttpRequest) -> HttpResponse:
     """Most complained-about products over a date window: the slow query.
 
-    ``Review.created`` has no index, so the filter scans the whole review table and
-    groups it by product. Exercises ``django.db.slow_queries`` and the slow-query panels.
-    Query parameters ``since`` and ``until`` (YYYY-MM-DD) move the window.
+    ``Review.created`` has no index, so the filter scans the whole review table, searches
+    every body in the window for complaint words and groups by product. Exercises
+    ``django.db.slow_queries`` and the slow-query panels. Query parameters ``since`` and
+    ``until`` (YYYY-MM-DD) move the window.
     """
     try:
         since = _date_param(request, "since", SLOW_REPORT_DEFAULT_SINCE)
@@ -109,11 +115,18 @@ def slow_report(request: HttpRequest) -> HttpResponse:
         .annotate(
             reviews=Count("id"),
             low_ratings=Count("id", filter=Q(rating__lte=LOW_RATING)),
+            complaint_mentions=Count("id", filter=_mentions_any(COMPLAINT_WORDS)),
             average_rating=Avg("rating"),
         )
         .order_by("-low_ratings", "-reviews", "product_id")[:SLOW_REPORT_ROWS]
     )
-    context = {"rows": list(rows), "since": since, "until": until, "low_rating": LOW_RATING}
+    context = {
+        "rows": list(rows),
+        "since": since,
+        "until": until,
+        "low_rating": LOW_RATING,
+        "complaint_words": COMPLAINT_WORDS,
+    }
     return render(request, "shop/slow_report.html", context)
 
 
@@ -251,6 +264,10 @@ def _date_param(request: HttpRequest, name: str, default: date) -> date:
         return date.fromisoformat(raw)
     except ValueError:
         raise ValueError(f"?{name}= must be a date like 2025-01-31, not {raw!r}.") from None
+
+
+def _mentions_any(words: tuple[str, ...]) -> Q:
+    return reduce(operator.or_, (Q(body__icontains=word) for word in words))
 
 
 def _midnight(day: date) -> datetime:

@@ -92,3 +92,61 @@ def eventually(
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+def port_open(port: int) -> Callable[[], bool]:
+    import socket
+
+    def probe() -> bool:
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    return probe
+
+
+@dataclass
+class Node:
+    name: str
+    url: str
+    process: ManagedProcess
+
+
+def start_gunicorn_node(
+    stack: LocalStack, workdir: Path, name: str, settings_module: str, wsgi: str,
+    workers: int = 2, preload: bool = True, env: dict[str, str] | None = None,
+) -> Node:
+    """Migrate, then serve the app with gunicorn, exporting to the stack's collector."""
+    import os
+    import sys
+
+    from collector.process import free_port
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    node_env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE=settings_module,
+        FLEETSCOPE_TEST_NODE_DIR=str(workdir),
+        FLEETSCOPE_NODE=name,
+        OTEL_EXPORTER_OTLP_ENDPOINT=stack.otlp_endpoint,
+        OTEL_METRIC_EXPORT_INTERVAL="1000",
+        **(env or {}),
+    )
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "django", "migrate", "--run-syncdb", "-v", "0"],
+                   env=node_env, check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "django", "migrate", "--run-syncdb", "-v", "0",
+                    "--database", "other"], env=node_env, check=True, timeout=120)
+    port = free_port()
+    args = [sys.executable, "-m", "gunicorn", wsgi, "-b", f"127.0.0.1:{port}",
+            "-w", str(workers), "--graceful-timeout", "5"]
+    if preload:
+        args.append("--preload")
+    process = ManagedProcess(f"node {name}", args, workdir / "gunicorn.log", env=node_env).start()
+    try:
+        process.wait_ready(port_open(port), timeout=60)
+    except BaseException:
+        process.stop()
+        raise
+    return Node(name, f"http://127.0.0.1:{port}", process)

@@ -6,4 +6,13 @@ from . import views
 
 urlpatterns = [
     path("hello/", views.hello),
+    path("items/<int:pk>/", views.item),
+    path("books/n-plus-one/", views.n_plus_one),
+    path("books/fixed/", views.fixed),
+    path("authors/lookup/", views.lookup),
+    path("cached/", views.cached),
+    path("boom/", views.boom),
+    path("authors/literal/", views.literal),
+    path("slow/", views.slow),
+    path("local-cache/", views.local_cache),
 ]

@@ -1,7 +1,76 @@
-"""Views of the telemetry test app."""
+"""Views of the telemetry test app, each built to cause one signal."""
 
-from django.http import HttpRequest, HttpResponse
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from .models import Author, Book
 
 
 def hello(request: HttpRequest) -> HttpResponse:
     return HttpResponse("hello")
+
+
+def item(request: HttpRequest, pk: int) -> JsonResponse:
+    return JsonResponse({"pk": pk})
+
+
+def n_plus_one(request: HttpRequest) -> JsonResponse:
+    """Touches book.author for every book: one query per book."""
+    return JsonResponse({"authors": [book.author.name for book in Book.objects.all()]})
+
+
+def fixed(request: HttpRequest) -> JsonResponse:
+    books = Book.objects.select_related("author")
+    return JsonResponse({"authors": [book.author.name for book in books]})
+
+
+def lookup(request: HttpRequest) -> JsonResponse:
+    """Filters by a caller-supplied name: the value must never leave the process."""
+    name = request.GET.get("name", "")
+    return JsonResponse({"found": Author.objects.filter(name=name).exists()})
+
+
+def cached(request: HttpRequest) -> JsonResponse:
+    key = request.GET.get("key", "k")
+    value = cache.get(key)
+    if value is None:
+        value = "v"
+        cache.set(key, value)
+    return JsonResponse({"value": value})
+
+
+def boom(request: HttpRequest) -> HttpResponse:
+    raise RuntimeError("boom")
+
+
+def literal(request: HttpRequest) -> JsonResponse:
+    """Embeds a value as an SQL literal (escaped): normalization must fold it away."""
+    from django.db import connection
+
+    name = request.GET.get("name", "").replace("'", "''")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM testapp_author WHERE name = '{name}'")
+        (count,) = cursor.fetchone()
+    return JsonResponse({"count": count})
+
+
+def slow(request: HttpRequest) -> JsonResponse:
+    """A deliberately slow statement (a recursive count), the slow-query detector's target."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < %s) "
+            "SELECT COUNT(*) FROM c", [300_000]
+        )
+        (count,) = cursor.fetchone()
+    return JsonResponse({"count": count})
+
+
+def local_cache(request: HttpRequest) -> JsonResponse:
+    """One hit and one miss on the `local` alias per request, whatever the worker."""
+    from django.core.cache import caches
+
+    local = caches["local"]
+    local.set("present", 1)
+    return JsonResponse({"hit": local.get("present"), "miss": local.get("absent")})

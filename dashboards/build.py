@@ -1,0 +1,62 @@
+"""Renders the dashboards and alert rules into deterministic files (`dashboards build`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from grafana_foundation_sdk.builders.dashboard import Dashboard
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+
+from .cache import cache_dashboard
+from .database import database_dashboard
+from .fleet import fleet_dashboard
+from .node import node_dashboard
+from .rules import RULES_FILE_NAME, render_rules
+
+GENERATED_DIR = Path(__file__).resolve().parent / "generated"
+PROVISIONING_DIR = Path(__file__).resolve().parent / "provisioning"
+
+DASHBOARDS: tuple[Callable[[], Dashboard], ...] = (
+    fleet_dashboard,
+    database_dashboard,
+    cache_dashboard,
+    node_dashboard,
+)
+
+
+def render(dashboard: Dashboard) -> str:
+    """Dashboard JSON with sorted keys and a trailing newline, identical on every run."""
+    return JSONEncoder(sort_keys=True, indent=2).encode(dashboard.build()) + "\n"
+
+
+def dashboard_models() -> list[dict[str, Any]]:
+    """Every dashboard as the JSON object Grafana stores."""
+    return [json.loads(render(factory())) for factory in DASHBOARDS]
+
+
+def rendered_files() -> dict[str, str]:
+    """File name -> content of everything `build` writes."""
+    files = {}
+    for factory in DASHBOARDS:
+        text = render(factory())
+        files[f"{json.loads(text)['uid']}.json"] = text
+    files[RULES_FILE_NAME] = render_rules()
+    return files
+
+
+def build(out: Path = GENERATED_DIR) -> list[Path]:
+    """Writes dashboards and rules into `out`, removing dashboards we no longer generate."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = rendered_files()
+    for stale in out.glob("fleetscope-*.json"):
+        if stale.name not in files:
+            stale.unlink()
+    written = []
+    for name, text in sorted(files.items()):
+        path = out / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written

@@ -1,0 +1,137 @@
+"""Prometheus alerting rules for the fleet, built with the same query helpers as the panels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import yaml
+
+from . import metrics as m
+from .queries import Selector, quantile, rate, ratio, stopped
+
+RULES_FILE_NAME = "fleetscope-rules.yml"
+
+# Thresholds users tune most; docs/dashboards.md lists them.
+ROUTE_P95_SECONDS = 1.0
+ROUTE_MIN_REQUESTS_PER_SECOND = 0.1
+ERROR_RATIO = 0.05
+CACHE_HIT_RATIO_DROP = 0.75  # alert below this fraction of the 6 h hit ratio
+SLOW_QUERIES_PER_SECOND = 0.2
+STOPPED_WINDOW = "1h"
+
+# Rules see every series; no dashboard variables here.
+EVERYTHING = Selector()
+ROUTED = EVERYTHING.excluding(**{m.ROUTE: "unmatched"})
+SERVER_ERRORS = EVERYTHING.matching(**{m.STATUS: "5.."})
+CACHE_HITS = EVERYTHING.where(**{m.CACHE_RESULT: "hit"})
+CACHE_LOOKUPS = EVERYTHING.matching(**{m.CACHE_RESULT: "hit|miss"})
+
+REQUESTS = f"{m.REQUEST_DURATION}_count"
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    expr: str
+    duration: str
+    severity: str
+    summary: str
+    description: str
+
+    def to_rule(self) -> dict[str, object]:
+        return {
+            "alert": self.name,
+            "expr": self.expr,
+            "for": self.duration,
+            "labels": {"severity": self.severity},
+            "annotations": {"summary": self.summary, "description": self.description},
+        }
+
+
+def _hit_ratio(window: str) -> str:
+    by = (m.SERVICE, m.CACHE_ALIAS)
+    return ratio(
+        rate(m.CACHE_OPERATIONS, CACHE_HITS, by, window),
+        rate(m.CACHE_OPERATIONS, CACHE_LOOKUPS, by, window),
+    )
+
+
+def alerts() -> list[Alert]:
+    route = (m.SERVICE, m.ROUTE)
+    service = (m.SERVICE,)
+    error_ratio = ratio(
+        rate(REQUESTS, SERVER_ERRORS, service, "5m"), rate(REQUESTS, EVERYTHING, service, "5m")
+    )
+    return [
+        Alert(
+            "FleetscopeRouteLatencyHigh",
+            f"{quantile(0.95, m.REQUEST_DURATION, ROUTED, route, '5m')} > {ROUTE_P95_SECONDS}"
+            f" and {rate(REQUESTS, ROUTED, route, '5m')} > {ROUTE_MIN_REQUESTS_PER_SECOND}",
+            "10m",
+            "warning",
+            "p95 latency of {{ $labels.http_route }} is {{ $value | humanizeDuration }}",
+            f"95th percentile request duration of route {{{{ $labels.http_route }}}} in "
+            f"{{{{ $labels.job }}}} has been above {ROUTE_P95_SECONDS:g}s for 10 minutes.",
+        ),
+        Alert(
+            "FleetscopeErrorRatioHigh",
+            f"{error_ratio} > {ERROR_RATIO}",
+            "5m",
+            "critical",
+            "{{ $labels.job }} answers {{ $value | humanizePercentage }} of requests with 5xx",
+            f"More than {ERROR_RATIO:.0%} of the responses of {{{{ $labels.job }}}} have been "
+            "5xx for 5 minutes.",
+        ),
+        Alert(
+            "FleetscopeCacheHitRatioDrop",
+            f"({_hit_ratio('10m')}) < {CACHE_HIT_RATIO_DROP} * ({_hit_ratio('6h')})",
+            "15m",
+            "warning",
+            "Cache {{ $labels.django_cache_alias }} hit ratio dropped to "
+            "{{ $value | humanizePercentage }}",
+            f"The hit ratio of cache alias {{{{ $labels.django_cache_alias }}}} in "
+            f"{{{{ $labels.job }}}} is below {CACHE_HIT_RATIO_DROP:.0%} of its 6 h average: "
+            "a flushed, evicted or misconfigured cache.",
+        ),
+        Alert(
+            "FleetscopeNodeStoppedReporting",
+            stopped(m.HEARTBEAT, EVERYTHING, (m.SERVICE, m.NODE), STOPPED_WINDOW),
+            "2m",
+            "critical",
+            "Node {{ $labels.host_name }} stopped reporting",
+            f"{{{{ $labels.host_name }}}} exported metrics for {{{{ $labels.job }}}} within "
+            f"the last {STOPPED_WINDOW} but exports nothing now: the node, its workers or its "
+            "path to the collector is down.",
+        ),
+        Alert(
+            "FleetscopeSlowQueries",
+            f"{rate(m.DB_SLOW_QUERIES, EVERYTHING, (m.SERVICE, m.FINGERPRINT), '5m')}"
+            f" > {SLOW_QUERIES_PER_SECOND}",
+            "10m",
+            "warning",
+            "Query {{ $labels.django_db_fingerprint }} is slow "
+            "{{ $value | humanize }} times per second",
+            "Statement fingerprint {{ $labels.django_db_fingerprint }} in {{ $labels.job }} "
+            f"exceeded the slow-query threshold more than {SLOW_QUERIES_PER_SECOND} times per "
+            "second for 10 minutes; see the Slow queries dashboard for its text.",
+        ),
+    ]
+
+
+def rule_groups() -> dict[str, object]:
+    return {
+        "groups": [
+            {
+                "name": "fleetscope",
+                "interval": "1m",
+                "rules": [alert.to_rule() for alert in alerts()],
+            }
+        ]
+    }
+
+
+def render_rules() -> str:
+    """The rule file, byte-for-byte stable across runs."""
+    header = "# Generated by `fleetscope dashboards build` from dashboards/rules.py; do not edit.\n"
+    body = yaml.safe_dump(rule_groups(), sort_keys=False, width=100_000, allow_unicode=True)
+    return header + body

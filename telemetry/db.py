@@ -1,0 +1,161 @@
+"""SQL instrumentation through Django's public execute-wrapper seam, for every alias and thread.
+
+Each database connection gets one `QueryObserver` appended to its `execute_wrappers`
+when it connects (the `connection_created` signal), so queries are seen inside and
+outside requests, in management commands and background threads, without swapping
+the database ENGINE. Per query the untraced path costs a perf_counter pair, one dict
+hit for the precomputed attribute key, and a few in-process increments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any
+
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.signals import connection_created
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from .aggregate import TraceRef
+from .fingerprint import Statement
+from .instruments import NO_ROUTE
+from .runtime import Runtime, active_runtime, trace_ref
+from .state import RequestState, current_request
+
+# Django vendor -> OTel db.system.name
+DB_SYSTEMS = {"postgresql": "postgresql", "sqlite": "sqlite", "mysql": "mysql",
+              "oracle": "oracle.db"}
+MAX_CACHED_KEYS = 5000
+
+Execute = Callable[[Any, Any, bool, dict[str, Any]], Any]
+
+
+class QueryObserver:
+    """Times every statement of one connection and records it into the runtime."""
+
+    def __init__(self, runtime: Runtime, alias: str, vendor: str) -> None:
+        self.runtime = runtime
+        self.alias = alias
+        self.system = DB_SYSTEMS.get(vendor, vendor)
+        self._duration = runtime.instruments.query_duration
+        self._slow_queries = runtime.instruments.slow_queries
+        self._catalog = runtime.catalog
+        self._slow = runtime.slow_query_seconds
+        # raw SQL -> (histogram key, statement): the only per-query lookup.
+        self._keys: dict[str, tuple[tuple[str, ...], Statement]] = {}
+
+    def __call__(self, execute: Execute, sql: Any, params: Any, many: bool,
+                 context: dict[str, Any]) -> Any:
+        state = current_request.get()
+        recording = (state.span is not None) if state is not None \
+            else trace.get_current_span().is_recording()
+        if recording:
+            return self._traced(execute, sql, params, many, context, state)
+        start = perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self._record(sql, perf_counter() - start, state, None)
+
+    def _entry(self, sql: Any) -> tuple[tuple[str, ...], Statement]:
+        if type(sql) is not str:
+            # e.g. psycopg's sql.Composed: its repr can hold values, so it is never rendered;
+            # the catalog files it under the overflow statement.
+            statement = self._catalog.lookup(sql)
+            return (self.system, statement.operation, self.alias, statement.fingerprint), statement
+        entry = self._keys.get(sql)
+        if entry is None:
+            if len(self._keys) >= MAX_CACHED_KEYS:
+                self._keys = {}
+            statement = self._catalog.lookup(sql)
+            key = (self.system, statement.operation, self.alias, statement.fingerprint)
+            entry = self._keys[sql] = (key, statement)
+        return entry
+
+    def _record(self, sql: Any, duration: float, state: RequestState | None,
+                trace: TraceRef | None) -> None:
+        key, statement = self._entry(sql)
+        self._duration.record(key, duration, trace)
+        fingerprint = statement.fingerprint
+        if state is None:
+            if duration >= self._slow:
+                self._slow_queries.add((fingerprint, NO_ROUTE))
+            return
+        state.queries += 1
+        repeats = state.repeats
+        count = repeats.get(fingerprint, 0) + 1
+        repeats[fingerprint] = count
+        if duration >= self._slow:
+            state.slow.append(fingerprint)
+
+    def _traced(self, execute: Execute, sql: Any, params: Any, many: bool,
+                context: dict[str, Any], state: RequestState | None) -> Any:
+        key, statement = self._entry(sql)
+        attributes = {
+            "db.system.name": self.system,
+            "db.operation.name": statement.operation,
+            "db.query.summary": statement.summary,
+            "db.query.text": statement.text,  # normalized: no literal, no parameter
+            "django.db.alias": self.alias,
+            "django.db.fingerprint": statement.fingerprint,
+        }
+        # Exception messages can quote parameters (e.g. unique-violation details), so the
+        # span records the error type only, never the message.
+        span = self.runtime.tracer.start_span(
+            statement.summary, kind=SpanKind.CLIENT, attributes=attributes,
+        )
+        start = perf_counter()
+        try:
+            with trace.use_span(span, end_on_exit=False, record_exception=False,
+                                set_status_on_exception=False):
+                return execute(sql, params, many, context)
+        except BaseException as exc:
+            span.set_attribute("error.type", type(exc).__qualname__)
+            span.set_status(Status(StatusCode.ERROR))
+            raise
+        finally:
+            duration = perf_counter() - start
+            if duration >= self._slow:
+                span.add_event("slow query", {
+                    "django.db.fingerprint": statement.fingerprint,
+                    "db.client.operation.duration": duration,
+                })
+            self._record(sql, duration, state, trace_ref(span))
+            span.end()
+
+
+def observe(connection: BaseDatabaseWrapper, runtime: Runtime) -> None:
+    """Append this runtime's observer to a connection once (replacing another runtime's)."""
+    wrappers = connection.execute_wrappers
+    for wrapper in list(wrappers):
+        if isinstance(wrapper, QueryObserver):
+            if wrapper.runtime is runtime:
+                return
+            wrappers.remove(wrapper)
+    wrappers.append(QueryObserver(runtime, connection.alias, connection.vendor))
+
+
+def _on_connection_created(sender: object, connection: BaseDatabaseWrapper,
+                           **kwargs: Any) -> None:
+    runtime = active_runtime()
+    if runtime is not None:
+        observe(connection, runtime)
+
+
+def instrument_databases() -> None:
+    connection_created.connect(_on_connection_created, dispatch_uid="fleetscope-telemetry-db")
+    runtime = active_runtime()
+    if runtime is not None:
+        for connection in connections.all(initialized_only=True):
+            observe(connection, runtime)
+
+
+def uninstrument_databases() -> None:
+    connection_created.disconnect(dispatch_uid="fleetscope-telemetry-db")
+    for connection in connections.all(initialized_only=True):
+        connection.execute_wrappers[:] = [
+            w for w in connection.execute_wrappers if not isinstance(w, QueryObserver)
+        ]

@@ -1,0 +1,134 @@
+"""Request instrumentation: server spans with W3C propagation, duration and active requests.
+
+`begin()` and `end()` bracket one request. The unsampled path never builds an attribute
+dict: method and route are interned strings, the histogram key is a tuple, and the
+span (non-recording) only carries the trace context for propagation.
+"""
+
+from __future__ import annotations
+
+from time import perf_counter
+from typing import Any
+
+from django.http import HttpRequest, HttpResponseBase
+from opentelemetry import context, propagate, trace
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from .instruments import UNMATCHED_ROUTE
+from .runtime import Runtime, trace_ref
+from .state import RequestState, current_request
+
+KNOWN_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+)
+OTHER_METHOD = "_OTHER"  # semconv: bounded method label
+
+
+class _MetaGetter(Getter[dict[str, Any]]):
+    """Reads W3C headers (traceparent, tracestate, baggage) from a WSGI/ASGI META dict."""
+
+    def get(self, carrier: dict[str, Any], key: str) -> list[str] | None:
+        value = carrier.get("HTTP_" + key.upper().replace("-", "_"))
+        return None if value is None else [value]
+
+    def keys(self, carrier: dict[str, Any]) -> list[str]:
+        return [k[5:].lower().replace("_", "-") for k in carrier if k.startswith("HTTP_")]
+
+
+_META_GETTER = _MetaGetter()
+
+
+class RequestHandle:
+    __slots__ = ("context_token", "method", "span", "start", "state", "state_token")
+
+    def __init__(self, start: float, method: str, span: trace.Span, state: RequestState,
+                 context_token: object, state_token: object) -> None:
+        self.start = start
+        self.method = method
+        self.span = span
+        self.state = state
+        self.context_token = context_token
+        self.state_token = state_token
+
+
+class RequestRecorder:
+    """Begins and ends the telemetry of requests for one runtime."""
+
+    def __init__(self, runtime: Runtime, own_spans_and_metrics: bool = True) -> None:
+        self.runtime = runtime
+        self.instruments = runtime.instruments
+        self.own = own_spans_and_metrics
+        self._routes: dict[str, str] = {}
+
+    def route(self, request: HttpRequest) -> str:
+        match = getattr(request, "resolver_match", None)
+        if match is None:
+            return UNMATCHED_ROUTE
+        pattern = match.route
+        route = self._routes.get(pattern)
+        if route is None:
+            route = self._routes[pattern] = "/" + pattern.lstrip("^/")
+        return route
+
+    def begin(self, request: HttpRequest) -> RequestHandle:
+        runtime = self.runtime
+        runtime.ensure_started()
+        start = perf_counter()
+        method = request.method or OTHER_METHOD
+        if method not in KNOWN_METHODS:
+            method = OTHER_METHOD
+        if not self.own:  # the contrib instrumentation owns the span and request metrics
+            span = trace.get_current_span()
+            recording = span if span.is_recording() else None
+            state = RequestState(recording, trace_ref(span) if recording else None)
+            return RequestHandle(start, method, span, state, None, current_request.set(state))
+        self.instruments.active_requests.add((method,), 1)
+        parent = None
+        if "HTTP_TRACEPARENT" in request.META:
+            parent = propagate.extract(request.META, getter=_META_GETTER)
+        span = runtime.tracer.start_span(method, context=parent, kind=SpanKind.SERVER)
+        if span.is_recording():
+            span.set_attributes({
+                "http.request.method": method,
+                "url.path": request.path,
+                "url.scheme": request.scheme or "http",
+            })
+            state = RequestState(span, trace_ref(span))
+        else:
+            state = RequestState(None, None)
+        context_token = context.attach(trace.set_span_in_context(span, parent))
+        return RequestHandle(start, method, span, state, context_token, current_request.set(state))
+
+    def end(self, handle: RequestHandle, request: HttpRequest,
+            response: HttpResponseBase | None, error: BaseException | None = None) -> None:
+        duration = perf_counter() - handle.start
+        instruments = self.instruments
+        state = handle.state
+        route = self.route(request)
+        status = response.status_code if response is not None else 500
+        if self.own:
+            instruments.request_duration.record((handle.method, route, status), duration,
+                                                state.trace)
+            instruments.active_requests.add((handle.method,), -1)
+        instruments.queries_per_request.record((route,), state.queries)
+        threshold = self.runtime.n_plus_one_threshold
+        for fingerprint, count in state.repeats.items():
+            if count >= threshold:
+                instruments.n_plus_one.add((fingerprint, route))
+        for fingerprint in state.slow:
+            instruments.slow_queries.add((fingerprint, route))
+        current_request.reset(handle.state_token)  # type: ignore[arg-type]
+        if not self.own:
+            return
+        span = handle.span
+        if state.span is not None:
+            span.update_name(f"{handle.method} {route}")
+            span.set_attribute("http.route", route)
+            span.set_attribute("http.response.status_code", status)
+            if error is not None:
+                span.set_attribute("error.type", type(error).__qualname__)
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            span.end()
+        context.detach(handle.context_token)  # type: ignore[arg-type]

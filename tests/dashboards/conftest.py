@@ -1,0 +1,67 @@
+"""Fixtures for the dashboard tests: a real Prometheus holding a synthetic fleet's metrics,
+and a local server that enforces Grafana's HTTP API contract."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from collector.locate import locate_prometheus
+from collector.process import ManagedProcess, free_port, http_ok
+from tests.dashboards.fake_grafana import FakeGrafana
+from tests.dashboards.fleet_data import openmetrics
+
+
+def promtool() -> str:
+    path = shutil.which("promtool") or "/usr/bin/promtool"
+    if not Path(path).is_file():
+        raise RuntimeError("promtool is needed by these tests: apt-get install prometheus")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fleet_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real Prometheus whose TSDB was backfilled with the synthetic fleet, ending now."""
+    workdir = tmp_path_factory.mktemp("prometheus")
+    data = workdir / "data"
+    metrics = workdir / "fleet.om"
+    metrics.write_text(openmetrics(time.time()))
+    subprocess.run(
+        [promtool(), "tsdb", "create-blocks-from", "openmetrics", str(metrics), str(data)],
+        check=True,
+        capture_output=True,
+    )
+    config = workdir / "prometheus.yml"
+    config.write_text("global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = ManagedProcess(
+        "prometheus",
+        [
+            str(locate_prometheus()),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        workdir / "prometheus.log",
+    ).start()
+    try:
+        process.wait_ready(http_ok(f"{url}/-/ready"), timeout=60)
+        yield url
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def grafana() -> Iterator[FakeGrafana]:
+    server = FakeGrafana(token="fleetscope-test-token")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

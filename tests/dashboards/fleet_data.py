@@ -1,0 +1,229 @@
+"""A synthetic fleet's metrics, shaped exactly like the telemetry contract, as OpenMetrics text
+that `promtool tsdb create-blocks-from openmetrics` backfills into a real Prometheus."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+SERVICE = "shop"
+ALIVE_NODES = ("node-1", "node-2")
+STOPPED_NODE = "node-3"
+NODES = (*ALIVE_NODES, STOPPED_NODE)
+WORKERS_PER_NODE = 2
+STEP_SECONDS = 15
+HISTORY_SECONDS = 20 * 60
+# node-3 stops exporting this long before "now": longer than Prometheus' 5 min lookback.
+STOPPED_FOR_SECONDS = 10 * 60
+
+# Per worker, per second.
+CACHE_HITS_PER_SECOND = 3.0
+CACHE_MISSES_PER_SECOND = 1.0
+SLOW_FINGERPRINT = "e5f6a7b8"
+SLOW_ROUTE = "/products/<int:pk>/"
+STATEMENTS = {
+    "a1b2c3d4": ("SELECT shop_product", 'SELECT "shop_product"."id" FROM "shop_product" LIMIT ?'),
+    SLOW_FINGERPRINT: (
+        "SELECT shop_review",
+        'SELECT "shop_review"."id" FROM "shop_review" WHERE "shop_review"."product_id" = ?',
+    ),
+    "c9d0e1f2": ("INSERT shop_order", 'INSERT INTO "shop_order" ("total") VALUES (?)'),
+}
+
+Labels = dict[str, str]
+Value = Callable[[float], float]  # seconds since the first sample -> sample value
+
+
+@dataclass
+class Family:
+    name: str
+    kind: str  # counter, gauge, histogram
+    samples: list[tuple[str, Labels, Value]]
+
+
+def _counter(rate: float) -> Value:
+    return lambda elapsed: rate * elapsed
+
+
+def _gauge(value: float) -> Value:
+    return lambda elapsed: value
+
+
+def _histogram(
+    family: Family,
+    labels: Labels,
+    rate: float,
+    bounds: list[str],
+    cumulative: list[float],
+    mean: float,
+) -> None:
+    for le, fraction in zip([*bounds, "+Inf"], [*cumulative, 1.0], strict=True):
+        family.samples.append(
+            (f"{family.name}_bucket", {**labels, "le": le}, _counter(rate * fraction))
+        )
+    family.samples.append((f"{family.name}_sum", labels, _counter(rate * mean)))
+    family.samples.append((f"{family.name}_count", labels, _counter(rate)))
+
+
+def workers() -> Iterator[Labels]:
+    for node in NODES:
+        for index in range(WORKERS_PER_NODE):
+            yield {"job": SERVICE, "instance": f"{node}/{4700 + index}", "host_name": node}
+
+
+def families() -> list[Family]:
+    seconds = ["0.005", "0.05", "0.25", "1", "5"]
+    requests = Family("http_server_request_duration_seconds", "histogram", [])
+    active = Family("http_server_active_requests", "gauge", [])
+    db = Family("db_client_operation_duration_seconds", "histogram", [])
+    info = Family("django_db_statement_info", "gauge", [])
+    slow = Family("django_db_slow_queries", "counter", [])
+    n_plus_one = Family("django_db_n_plus_one", "counter", [])
+    per_request = Family("django_db_queries_per_request", "histogram", [])
+    cache = Family("django_cache_operations", "counter", [])
+    cache_duration = Family("django_cache_operation_duration_seconds", "histogram", [])
+    cpu = Family("process_cpu_time_seconds", "counter", [])
+    rss = Family("process_memory_usage_bytes", "gauge", [])
+    virtual = Family("process_memory_virtual_bytes", "gauge", [])
+    threads = Family("process_thread_count", "gauge", [])
+    fds = Family("process_open_file_descriptor_count", "gauge", [])
+    gc = Family("cpython_gc_collections", "counter", [])
+
+    for worker in workers():
+        get = {**worker, "http_request_method": "GET"}
+        for route, rate, mean in (
+            ("/products/", 2.0, 0.04),
+            (SLOW_ROUTE, 1.0, 0.3),
+            ("unmatched", 0.2, 0.002),
+        ):
+            ok = {**get, "http_route": route, "http_response_status_code": "200"}
+            _histogram(requests, ok, rate, seconds, [0.1, 0.6, 0.9, 0.98, 1.0], mean)
+        failed = {**get, "http_route": SLOW_ROUTE, "http_response_status_code": "500"}
+        _histogram(requests, failed, 0.1, seconds, [0.0, 0.1, 0.5, 0.9, 1.0], 0.8)
+        active.samples.append((active.name, get, _gauge(1)))
+
+        for fingerprint, (summary, text) in STATEMENTS.items():
+            operation = summary.split()[0]
+            statement = {
+                **worker,
+                "db_system_name": "sqlite",
+                "db_operation_name": operation,
+                "django_db_alias": "default",
+                "django_db_fingerprint": fingerprint,
+            }
+            slow_share = 0.3 if fingerprint == SLOW_FINGERPRINT else 0.0
+            _histogram(
+                db,
+                statement,
+                3.0,
+                seconds,
+                [0.5, 0.9 - slow_share, 1.0 - slow_share, 1.0, 1.0],
+                0.01 + slow_share,
+            )
+            info.samples.append(
+                (
+                    info.name,
+                    {
+                        **worker,
+                        "django_db_fingerprint": fingerprint,
+                        "db_query_summary": summary,
+                        "db_query_text": text,
+                    },
+                    _gauge(1),
+                )
+            )
+        culprit = {**worker, "django_db_fingerprint": SLOW_FINGERPRINT, "http_route": SLOW_ROUTE}
+        slow.samples.append((f"{slow.name}_total", culprit, _counter(0.05)))
+        n_plus_one.samples.append((f"{n_plus_one.name}_total", culprit, _counter(0.1)))
+        for route, mean in (("/products/", 2.0), (SLOW_ROUTE, 12.0)):
+            _histogram(
+                per_request,
+                {**worker, "http_route": route},
+                1.0,
+                ["1", "5", "10", "50"],
+                [0.2, 0.7, 0.8, 1.0],
+                mean,
+            )
+
+        for operation, result, rate in (
+            ("get", "hit", CACHE_HITS_PER_SECOND),
+            ("get", "miss", CACHE_MISSES_PER_SECOND),
+            ("set", "none", 1.0),
+        ):
+            labels = {
+                **worker,
+                "django_cache_alias": "default",
+                "django_cache_operation": operation,
+                "django_cache_result": result,
+            }
+            cache.samples.append((f"{cache.name}_total", labels, _counter(rate)))
+        for operation in ("get", "set"):
+            labels = {
+                **worker,
+                "django_cache_alias": "default",
+                "django_cache_operation": operation,
+            }
+            _histogram(
+                cache_duration,
+                labels,
+                2.0,
+                ["0.0005", "0.001", "0.005", "0.01"],
+                [0.5, 0.9, 0.99, 1.0],
+                0.0007,
+            )
+
+        for mode, rate in (("user", 0.2), ("system", 0.05)):
+            cpu.samples.append((f"{cpu.name}_total", {**worker, "type": mode}, _counter(rate)))
+        rss.samples.append((rss.name, worker, _gauge(80e6)))
+        virtual.samples.append((virtual.name, worker, _gauge(300e6)))
+        threads.samples.append((threads.name, worker, _gauge(4)))
+        fds.samples.append((fds.name, worker, _gauge(20)))
+        for generation, rate in (("0", 1.0), ("1", 0.1), ("2", 0.01)):
+            gc.samples.append(
+                (
+                    f"{gc.name}_total",
+                    {**worker, "cpython_gc_generation": generation},
+                    _counter(rate),
+                )
+            )
+
+    return [
+        requests,
+        active,
+        db,
+        info,
+        slow,
+        n_plus_one,
+        per_request,
+        cache,
+        cache_duration,
+        cpu,
+        rss,
+        virtual,
+        threads,
+        fds,
+        gc,
+    ]
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(labels: Labels) -> str:
+    return ",".join(f'{key}="{_escape(value)}"' for key, value in sorted(labels.items()))
+
+
+def openmetrics(now: float) -> str:
+    """Every series from now - HISTORY to now (node-3 until it stopped), one family at a time."""
+    start = int(now) - HISTORY_SECONDS
+    lines = []
+    for family in families():
+        lines.append(f"# TYPE {family.name} {family.kind}")
+        for name, labels, value in family.samples:
+            end = int(now) - (STOPPED_FOR_SECONDS if labels["host_name"] == STOPPED_NODE else 0)
+            rendered = _labels(labels)
+            for timestamp in range(start, end + 1, STEP_SECONDS):
+                lines.append(f"{name}{{{rendered}}} {value(timestamp - start):.10g} {timestamp}")
+    lines.append("# EOF")
+    return "\n".join(lines) + "\n"

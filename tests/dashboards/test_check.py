@@ -1,0 +1,139 @@
+"""Every dashboard query against a real Prometheus holding a synthetic fleet: each parses,
+each returns series, and the numbers on the key panels are the right ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from dashboards.build import dashboard_models
+from dashboards.check import check_all, iter_queries, substitute
+from dashboards.cli import app
+from dashboards.rules import alerts
+from tests.dashboards import fleet_data
+
+pytestmark = pytest.mark.integration
+
+
+def _query(url: str, expr: str) -> dict[str, Any]:
+    answer = httpx.get(f"{url}/api/v1/query", params={"query": expr}, timeout=30).json()
+    assert isinstance(answer, dict)
+    return answer
+
+
+def _panel_expr(uid: str, title: str, ref_id: str = "A") -> str:
+    for query in iter_queries(dashboard_models()):
+        if (query.dashboard_uid, query.panel_title, query.ref_id) == (uid, title, ref_id):
+            return substitute(query.expr)
+    raise AssertionError(f"no panel {title!r} in {uid}")
+
+
+def _values(answer: dict[str, Any]) -> list[float]:
+    assert answer["status"] == "success", answer
+    return [float(sample["value"][1]) for sample in answer["data"]["result"]]
+
+
+def test_every_panel_and_rule_expression_parses(fleet_prometheus: str) -> None:
+    exprs = [substitute(q.expr) for q in iter_queries(dashboard_models()) if not q.is_variable]
+    exprs += [alert.expr for alert in alerts()]
+    for expr in exprs:
+        answer = _query(fleet_prometheus, expr)
+        assert answer.get("errorType") != "bad_data", f"{answer.get('error')}\n{expr}"
+        assert answer["status"] == "success", answer
+
+
+def test_every_panel_and_variable_returns_series_for_a_healthy_fleet(fleet_prometheus: str) -> None:
+    results = check_all(fleet_prometheus)
+    assert len(results) == len(list(iter_queries(dashboard_models())))
+    failing = [
+        f"{r.dashboard_uid} / {r.panel_title} {r.ref_id}: {r.status} {r.error}"
+        for r in results
+        if not r.ok
+    ]
+    assert not failing, "\n".join(failing)
+
+
+def test_node_variable_lists_every_node_that_reported(fleet_prometheus: str) -> None:
+    results = check_all(fleet_prometheus)
+    node = next(
+        r for r in results if r.dashboard_uid == "fleetscope-fleet" and r.panel_title == "$node"
+    )
+    assert node.series == len(fleet_data.NODES)
+
+
+def test_fleet_overview_shows_the_node_that_stopped_reporting(fleet_prometheus: str) -> None:
+    reporting = _values(
+        _query(fleet_prometheus, _panel_expr("fleetscope-fleet", "Nodes reporting"))
+    )
+    stopped = _values(
+        _query(fleet_prometheus, _panel_expr("fleetscope-fleet", "Nodes stopped reporting"))
+    )
+    assert reporting == [len(fleet_data.ALIVE_NODES)]
+    assert stopped == [1]
+
+
+def test_cache_hit_ratio_is_hits_over_hits_and_misses(fleet_prometheus: str) -> None:
+    [ratio] = _values(_query(fleet_prometheus, _panel_expr("fleetscope-cache", "Hit ratio")))
+    hits, misses = fleet_data.CACHE_HITS_PER_SECOND, fleet_data.CACHE_MISSES_PER_SECOND
+    assert ratio == pytest.approx(hits / (hits + misses), rel=0.01)
+
+
+def test_slow_query_table_carries_the_statement_text(fleet_prometheus: str) -> None:
+    answer = _query(
+        fleet_prometheus, _panel_expr("fleetscope-db", "Slow queries across the fleet", "A")
+    )
+    rows = {s["metric"]["django_db_fingerprint"]: s for s in answer["data"]["result"]}
+    assert set(rows) == set(fleet_data.STATEMENTS)
+    for fingerprint, (summary, text) in fleet_data.STATEMENTS.items():
+        assert rows[fingerprint]["metric"]["db_query_text"] == text
+        assert rows[fingerprint]["metric"]["db_query_summary"] == summary
+    shares = {fp: float(s["value"][1]) for fp, s in rows.items()}
+    assert sum(shares.values()) == pytest.approx(1.0, rel=0.01)
+    assert max(shares, key=lambda fp: shares[fp]) == fleet_data.SLOW_FINGERPRINT
+
+
+def test_node_dashboard_scopes_to_one_node(fleet_prometheus: str) -> None:
+    results = check_all(fleet_prometheus, {"node": "node-1"})
+    workers = next(
+        r
+        for r in results
+        if r.dashboard_uid == "fleetscope-node" and r.panel_title == "Workers reporting"
+    )
+    assert workers.ok
+    [count] = _values(_query(fleet_prometheus, workers.expr))
+    assert count == fleet_data.WORKERS_PER_NODE
+
+
+def test_check_command_exits_non_zero_when_panels_are_empty(fleet_prometheus: str) -> None:
+    result = CliRunner().invoke(
+        app, ["check", "--prometheus", fleet_prometheus, "--var", "service=no-such-service"]
+    )
+    assert result.exit_code == 1
+    assert "empty" in result.output
+    assert "returned no series or failed" in result.output
+
+
+def test_check_command_passes_on_a_healthy_fleet(fleet_prometheus: str) -> None:
+    result = CliRunner().invoke(app, ["check", "--prometheus", fleet_prometheus])
+    assert result.exit_code == 0, result.output
+    assert "queries returned series" in result.output
+
+
+def test_check_reports_a_broken_expression_as_an_error(fleet_prometheus: str) -> None:
+    broken = {
+        "uid": "broken",
+        "templating": {"list": []},
+        "panels": [
+            {
+                "title": "Typo",
+                "type": "timeseries",
+                "targets": [{"refId": "A", "expr": "sum(rate(x[$__rate_interval])"}],
+            }
+        ],
+    }
+    [result] = check_all(fleet_prometheus, dashboards=[broken])
+    assert result.status == "error"
+    assert "bad_data" in result.error

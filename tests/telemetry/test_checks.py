@@ -1,0 +1,59 @@
+"""System checks name the misconfiguration and what to change, with stable ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+
+from telemetry.checks import MIDDLEWARE_PATH, telemetry_checks
+
+
+def _ids(**overrides: Any) -> list[str]:
+    with override_settings(**overrides):
+        return [message.id or "" for message in telemetry_checks()]
+
+
+def test_a_correct_setup_has_no_messages() -> None:
+    assert _ids() == []
+
+
+def test_missing_middleware_warns() -> None:
+    middleware = [m for m in settings.MIDDLEWARE if m != MIDDLEWARE_PATH]
+    assert _ids(MIDDLEWARE=middleware) == ["telemetry.W001"]
+
+
+def test_middleware_not_first_warns() -> None:
+    middleware = [*[m for m in settings.MIDDLEWARE if m != MIDDLEWARE_PATH], MIDDLEWARE_PATH]
+    assert _ids(MIDDLEWARE=middleware) == ["telemetry.W002"]
+
+
+@pytest.mark.parametrize("endpoint", ["collector:4318", "http://", "ftp://x:1", "http://h:99999"])
+def test_unparsable_endpoint_is_an_error(endpoint: str) -> None:
+    assert _ids(TELEMETRY={"EXPORT": False, "ENDPOINT": endpoint}) == ["telemetry.E001"]
+
+
+@pytest.mark.parametrize("rate", [1.5, -0.1])
+def test_sampler_argument_out_of_range_is_an_error(rate: float) -> None:
+    assert _ids(TELEMETRY={"EXPORT": False, "TRACES_SAMPLE_RATE": rate}) == ["telemetry.E002"]
+
+
+def test_sampler_argument_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "lots")
+    with override_settings(TELEMETRY={"EXPORT": False}):
+        (message,) = telemetry_checks()
+    assert message.id == "telemetry.E002"
+    assert "OTEL_TRACES_SAMPLER_ARG" in message.msg
+
+
+def test_unknown_keys_and_modes_are_reported() -> None:
+    ids = _ids(TELEMETRY={"EXPORT": False, "SLOW_QUERY": 5,
+                          "REQUEST_INSTRUMENTATION": "magic", "PROTOCOL": "udp"})
+    assert sorted(ids) == ["telemetry.E003", "telemetry.E004", "telemetry.W003"]
+
+
+def test_bad_numbers_are_errors() -> None:
+    assert _ids(TELEMETRY={"EXPORT": False, "N_PLUS_ONE_THRESHOLD": 1}) == ["telemetry.E006"]

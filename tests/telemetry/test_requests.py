@@ -1,0 +1,98 @@
+"""Request metrics and spans: routes from the URLconf, status codes, propagation, sampling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from telemetry.runtime import Runtime
+
+pytestmark = pytest.mark.django_db
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def _count(rt: Runtime, method: str, route: str, status: int) -> int:
+    snapshot = rt.instruments.request_duration.snapshot((method, route, status))
+    return 0 if snapshot is None else snapshot[0]
+
+
+def test_requests_are_counted_by_route_pattern_not_raw_path(rt: Runtime) -> None:
+    client = Client()
+    for pk in (1, 2, 3):
+        assert client.get(f"/items/{pk}/").status_code == 200
+    assert _count(rt, "GET", "/items/<int:pk>/", 200) == 3
+    assert not any("/items/1/" in str(key) for key in rt.instruments.request_duration.keys())
+
+
+def test_unresolved_requests_are_unmatched(rt: Runtime) -> None:
+    assert Client().get("/no/such/page/").status_code == 404
+    assert _count(rt, "GET", "unmatched", 404) == 1
+
+
+def test_server_errors_are_counted_as_500(rt: Runtime) -> None:
+    client = Client(raise_request_exception=False)
+    assert client.get("/boom/").status_code == 500
+    assert _count(rt, "GET", "/boom/", 500) == 1
+
+
+def test_unknown_methods_are_bounded(rt: Runtime) -> None:
+    Client().generic("BREW", "/hello/")
+    assert all(key[0] in {"_OTHER"} for key in rt.instruments.request_duration.keys())
+
+
+def test_active_requests_return_to_zero(rt: Runtime) -> None:
+    Client().get("/hello/")
+    assert rt.instruments.active_requests.value(("GET",)) == 0
+
+
+def test_unsampled_requests_create_no_span(rt: Runtime, spans: InMemorySpanExporter) -> None:
+    Client().get("/hello/")
+    assert spans.get_finished_spans() == ()
+
+
+def test_sampled_request_span_has_route_and_status(
+    make_runtime: Any, spans: InMemorySpanExporter
+) -> None:
+    make_runtime(TRACES_SAMPLE_RATE=1.0)
+    Client().get("/items/7/")
+    (span,) = spans.get_finished_spans()
+    assert span.name == "GET /items/<int:pk>/"
+    assert span.attributes is not None
+    assert span.attributes["http.route"] == "/items/<int:pk>/"
+    assert span.attributes["http.response.status_code"] == 200
+
+
+def test_w3c_parent_is_honoured(make_runtime: Any, spans: InMemorySpanExporter) -> None:
+    make_runtime(TRACES_SAMPLE_RATE=0.0)  # parent-based: a sampled parent wins
+    Client().get("/hello/", HTTP_TRACEPARENT=TRACEPARENT)
+    (span,) = spans.get_finished_spans()
+    assert format(span.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    assert span.parent is not None and format(span.parent.span_id, "016x") == "b7ad6b7169203331"
+
+
+def test_sampled_requests_leave_an_exemplar_with_their_trace(
+    make_runtime: Any, spans: InMemorySpanExporter
+) -> None:
+    rt = make_runtime(TRACES_SAMPLE_RATE=1.0)
+    Client().get("/hello/")
+    (span,) = spans.get_finished_spans()
+    metric = next(m for m in rt.collect_metrics() if m.name == "http.server.request.duration")
+    exemplars = [e for point in metric.data.data_points for e in point.exemplars]
+    assert [e.trace_id for e in exemplars] == [span.context.trace_id]
+
+
+def test_async_requests_are_measured(rt: Runtime, settings: Any) -> None:
+    import asyncio
+
+    from django.test import AsyncClient
+
+    async def go() -> int:
+        response = await AsyncClient().get("/items/3/")
+        return int(response.status_code)
+
+    assert asyncio.run(go()) == 200
+    assert _count(rt, "GET", "/items/<int:pk>/", 200) == 1
