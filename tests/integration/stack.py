@@ -140,7 +140,10 @@ def start_gunicorn_node(
                     "--database", "other"], env=node_env, check=True, timeout=120)
     port = free_port()
     args = [sys.executable, "-m", "gunicorn", wsgi, "-b", f"127.0.0.1:{port}",
-            "-w", str(workers), "--graceful-timeout", "5"]
+            "-w", str(workers), "--graceful-timeout", "5",
+            # gunicorn >= 25.1 opens a control socket at one fixed path per user by default;
+            # several nodes on one machine each need their own.
+            "--control-socket", str(workdir / "gunicorn.ctl")]
     if preload:
         args.append("--preload")
     process = ManagedProcess(f"node {name}", args, workdir / "gunicorn.log", env=node_env).start()

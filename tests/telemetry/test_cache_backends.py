@@ -11,6 +11,7 @@ server; memcached too when its server and pymemcache are installed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import os
 import socket
@@ -124,7 +125,8 @@ async def _aoutcome(call: Callable[[], Any]) -> Outcome:
 
 def _counts(rt: Runtime) -> Counter[Any]:
     counts: Counter[Any] = Counter(dict(rt.instruments.cache_operations.items()))
-    for key in rt.instruments.cache_duration.keys():
+    recorded = rt.instruments.cache_duration.keys()
+    for key in recorded:
         snapshot = rt.instruments.cache_duration.snapshot(key)
         assert snapshot is not None
         counts[("duration", *key)] = snapshot[0]
@@ -146,7 +148,7 @@ def run_sync(backend: BaseCache, rt: Runtime) -> list[tuple[Outcome, dict[Any, i
     for step in script():
         before = _counts(rt)
         method = getattr(backend, step.method)
-        outcome = _outcome(lambda m=method, s=step: m(*s.args, **s.kwargs))
+        outcome = _outcome(functools.partial(method, *step.args, **step.kwargs))
         results.append((outcome, _delta(before, _counts(rt))))
     return results
 
@@ -159,7 +161,7 @@ def run_async(backend: BaseCache, rt: Runtime) -> list[tuple[Outcome, dict[Any, 
                 continue
             before = _counts(rt)
             method = getattr(backend, "a" + step.method)
-            outcome = await _aoutcome(lambda m=method, s=step: m(*s.args, **s.kwargs))
+            outcome = await _aoutcome(functools.partial(method, *step.args, **step.kwargs))
             results.append((outcome, _delta(before, _counts(rt))))
         # The worker thread asgiref ran the database cache in keeps its own connection.
         await sync_to_async(connections.close_all, thread_sensitive=True)()
@@ -230,9 +232,7 @@ def redis_url() -> Iterator[str]:
             _stop(process)
 
 
-MEMCACHED_AVAILABLE = os.access(MEMCACHED, os.X_OK) and bool(
-    importlib.util.find_spec("pymemcache")
-)
+MEMCACHED_AVAILABLE = os.access(MEMCACHED, os.X_OK) and bool(importlib.util.find_spec("pymemcache"))
 
 
 @pytest.fixture(scope="module")
