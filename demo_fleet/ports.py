@@ -1,4 +1,4 @@
-"""Which loopback ports the demo listens on, and a clear error naming the option when one is taken."""
+"""Which loopback ports the demo listens on; a clear error naming the option when one is taken."""
 
 from __future__ import annotations
 
@@ -64,7 +64,15 @@ def free_plan(nodes: int) -> PortPlan:
                 taken.add(port)
                 return port
 
-    collector = CollectorPorts(**{name: pick() for name in COLLECTOR_PORT_OPTIONS})
+    collector = CollectorPorts(
+        otlp_grpc=pick(),
+        otlp_http=pick(),
+        health=pick(),
+        self_metrics=pick(),
+        prometheus_exporter=pick(),
+        pprof=pick(),
+        zpages=pick(),
+    )
     return PortPlan(collector, pick(), tuple(pick() for _ in range(nodes)))
 
 

@@ -25,14 +25,14 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "telemetry",
-    # Silk: "silk" goes here when the Silk integration is enabled.
+    # Silk: "silk" is added by the Silk block at the end of this file.
     "demo_fleet.shop",
 ]
 
 MIDDLEWARE = [
     # First, so the request span and timings cover every other middleware.
     "telemetry.middleware.TelemetryMiddleware",
-    # Silk: "silk.middleware.SilkyMiddleware" goes here when the Silk integration is enabled.
+    # Silk: its middleware goes after AuthenticationMiddleware (Silk block at the end).
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -99,3 +99,35 @@ LOGGING = {
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }
+
+# --- Silk (docs/silk.md): profiles of a share of sampled requests, linked from traces and
+# dashboards. On unless FLEETSCOPE_SILK=0; FLEETSCOPE_SILK_RATE sets TELEMETRY["SILK_RATE"].
+if os.environ.get("FLEETSCOPE_SILK", "1") != "0":
+    from django.core.exceptions import ImproperlyConfigured
+
+    from telemetry.silk import IGNORE_QUERIES, SENSITIVE_KEYS, python_profiler, should_profile
+
+    INSTALLED_APPS = [*INSTALLED_APPS, "silk"]
+    # After authentication: a staff user's explicit profile request needs request.user.
+    _auth = MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1
+    MIDDLEWARE = [*MIDDLEWARE[:_auth], "silk.middleware.SilkyMiddleware", *MIDDLEWARE[_auth:]]
+    _rate = os.environ.get("FLEETSCOPE_SILK_RATE", "0.01")
+    try:
+        TELEMETRY["SILK_RATE"] = float(_rate)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"FLEETSCOPE_SILK_RATE={_rate!r} is not a number: set the share of sampled "
+            "requests to profile, e.g. 0.01, or unset it."
+        ) from None
+    LOGIN_URL = "/admin/login/"  # Silk's pages and the /telemetry/silk/ links are staff-only
+    SILKY_AUTHENTICATION = True
+    SILKY_AUTHORISATION = True
+    SILKY_INTERCEPT_FUNC = should_profile  # sampled traces x SILK_RATE, or staff on request
+    SILKY_PYTHON_PROFILER_FUNC = python_profiler  # cProfile only when staff ask
+    SILKY_SENSITIVE_KEYS = SENSITIVE_KEYS
+    SILKY_IGNORE_QUERIES = IGNORE_QUERIES
+    SILKY_ANALYZE_QUERIES = False
+    SILKY_MAX_REQUEST_BODY_SIZE = 16 * 1024
+    SILKY_MAX_RESPONSE_BODY_SIZE = 0
+    SILKY_MAX_RECORDED_REQUESTS = 5_000
+    SILKY_MAX_RECORDED_REQUESTS_CHECK_PERCENT = 0  # `manage.py telemetry_silk_gc` on a timer

@@ -1,4 +1,4 @@
-"""The demo's state file: which processes `fleetscope demo up` started, so `down` stops exactly those.
+"""The demo's state file: the processes `fleetscope demo up` started, so `down` stops exactly those.
 
 Every process is recorded with its start time as well as its pid: a pid the kernel has
 since given to an unrelated process is never signalled.
@@ -12,7 +12,7 @@ import os
 import shutil
 import signal
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -183,17 +183,15 @@ def stop_component(component: Component, timeout: float = 10.0) -> list[int]:
     sig = signal.Signals[component.stop_signal]
     leader = members[0]
     try:
-        # Started with a session of its own, so pid == process group id.
+        # Started with a session of its own, so pid == process group id: gunicorn's workers
+        # get the signal too. Servers whose children leave the group (PostgreSQL's do) stop
+        # those children themselves; whatever outlives the timeout is killed below.
         if os.getpgid(leader.pid) == leader.pid:
             os.killpg(leader.pid, sig)
         else:
             leader.send_signal(sig)
     except (ProcessLookupError, psutil.Error):
         pass
-    for member in members[1:]:  # descendants that left the group (rare): signal them too
-        with contextlib.suppress(psutil.Error, ProcessLookupError):
-            if os.getpgid(member.pid) != leader.pid:
-                member.send_signal(sig)
     _, alive = psutil.wait_procs(members, timeout=timeout)
     for member in alive:
         with contextlib.suppress(psutil.Error):
@@ -208,8 +206,3 @@ def stop_components(components: Iterable[Component], timeout: float = 10.0) -> l
     for component in components:
         stopped += stop_component(component, timeout)
     return stopped
-
-
-def without(state: DemoState, names: Iterable[str]) -> DemoState:
-    gone = set(names)
-    return replace(state, components=[c for c in state.components if c.name not in gone])

@@ -4,7 +4,7 @@
 # otherwise it says what is missing and carries on.
 set -euo pipefail
 
-packages=(prometheus redis-server postgresql)
+packages=(prometheus redis-server postgresql memcached)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -24,7 +24,7 @@ fi
 
 # Debian starts these services on install where it can; Fleetscope starts its own
 # instances on free ports, so stop the packaged ones to keep the machine quiet.
-for svc in prometheus redis-server postgresql; do
+for svc in prometheus redis-server postgresql memcached; do
   if command -v service >/dev/null && service "$svc" status >/dev/null 2>&1; then
     service "$svc" stop >/dev/null 2>&1 || true
   fi

@@ -600,6 +600,8 @@ def instrument_caches(aliases: Collection[str] | None = None) -> None:
     call only changes which aliases record.
     """
     global _aliases
+    if isinstance(aliases, str):  # CACHE_ALIASES = "default" means the one alias
+        aliases = (aliases,)
     with _lock:
         _aliases = None if aliases is None else frozenset(aliases)
         if _installed_wrapper() is None:

@@ -84,6 +84,16 @@ def _settings(messages: list[CheckMessage]) -> None:
                 f"TELEMETRY['{key}'] = {value!r} must be a number >= {minimum}.",
                 id="telemetry.E006",
             ))
+    aliases = config["CACHE_ALIASES"]
+    if aliases is not None:
+        wanted = {aliases} if isinstance(aliases, str) else set(aliases)
+        unknown_aliases = sorted(wanted - set(getattr(settings, "CACHES", {})))
+        if unknown_aliases:
+            messages.append(Warning(
+                f"TELEMETRY['CACHE_ALIASES'] names cache alias(es) not in CACHES: "
+                f"{', '.join(unknown_aliases)}; they are not instrumented.",
+                hint="Use aliases from CACHES, or None for all of them.", id="telemetry.W004",
+            ))
     rate = config["SILK_RATE"]
     if not isinstance(rate, int | float) or not 0 <= rate <= 1:
         messages.append(Error(f"TELEMETRY['SILK_RATE'] = {rate!r} must be in [0, 1].",
@@ -101,6 +111,9 @@ def _silk(messages: list[CheckMessage]) -> None:
             hint="Set SILKY_AUTHENTICATION = True and SILKY_AUTHORISATION = True (staff only).",
             id="telemetry.W010",
         ))
+    from .silk_checks import silk_checks
+
+    silk_checks(messages)
 
 
 @register()

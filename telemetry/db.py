@@ -9,26 +9,36 @@ hit for the precomputed attribute key, and a few in-process increments.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from time import perf_counter
+from time import perf_counter, time_ns
 from typing import Any
 
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .aggregate import TraceRef
 from .fingerprint import Statement
 from .instruments import NO_ROUTE
-from .runtime import Runtime, active_runtime, trace_ref
+from .runtime import Runtime, active_runtime
+from .spans import DeferredSpan, new_child_context
 from .state import RequestState, current_request
 
 # Django vendor -> OTel db.system.name
 DB_SYSTEMS = {"postgresql": "postgresql", "sqlite": "sqlite", "mysql": "mysql",
               "oracle": "oracle.db"}
 MAX_CACHED_KEYS = 5000
+SLOW_EVENT = "slow query"
+# Statements a profiler issues inside a request (Silk's EXPLAINs and its own bookkeeping
+# rows) are real database load but not the view's doing: they are timed, never counted
+# in queries-per-request, N+1 or slow-query attribution.
+_TOOLING = re.compile(r'^EXPLAIN\b|["`\s]silk_\w+', re.IGNORECASE)
+
+
+def is_tooling(statement: Statement) -> bool:
+    return bool(_TOOLING.search(statement.text))
 
 Execute = Callable[[Any, Any, bool, dict[str, Any]], Any]
 
@@ -45,7 +55,7 @@ class QueryObserver:
         self._catalog = runtime.catalog
         self._slow = runtime.slow_query_seconds
         # raw SQL -> (histogram key, statement): the only per-query lookup.
-        self._keys: dict[str, tuple[tuple[str, ...], Statement]] = {}
+        self._keys: dict[str, tuple[tuple[str, ...], Statement, bool]] = {}
 
     def __call__(self, execute: Execute, sql: Any, params: Any, many: bool,
                  context: dict[str, Any]) -> Any:
@@ -60,25 +70,29 @@ class QueryObserver:
         finally:
             self._record(sql, perf_counter() - start, state, None)
 
-    def _entry(self, sql: Any) -> tuple[tuple[str, ...], Statement]:
+    def _entry(self, sql: Any) -> tuple[tuple[str, ...], Statement, bool]:
+        """(histogram key, statement, whether it counts towards the request's queries)."""
         if type(sql) is not str:
             # e.g. psycopg's sql.Composed: its repr can hold values, so it is never rendered;
             # the catalog files it under the overflow statement.
-            statement = self._catalog.lookup(sql)
-            return (self.system, statement.operation, self.alias, statement.fingerprint), statement
+            return self._new_entry(self._catalog.lookup(sql))
         entry = self._keys.get(sql)
         if entry is None:
             if len(self._keys) >= MAX_CACHED_KEYS:
                 self._keys = {}
-            statement = self._catalog.lookup(sql)
-            key = (self.system, statement.operation, self.alias, statement.fingerprint)
-            entry = self._keys[sql] = (key, statement)
+            entry = self._keys[sql] = self._new_entry(self._catalog.lookup(sql))
         return entry
+
+    def _new_entry(self, statement: Statement) -> tuple[tuple[str, ...], Statement, bool]:
+        key = (self.system, statement.operation, self.alias, statement.fingerprint)
+        return key, statement, not is_tooling(statement)
 
     def _record(self, sql: Any, duration: float, state: RequestState | None,
                 trace: TraceRef | None) -> None:
-        key, statement = self._entry(sql)
+        key, statement, counted = self._entry(sql)
         self._duration.record(key, duration, trace)
+        if not counted:
+            return
         fingerprint = statement.fingerprint
         if state is None:
             if duration >= self._slow:
@@ -93,8 +107,34 @@ class QueryObserver:
 
     def _traced(self, execute: Execute, sql: Any, params: Any, many: bool,
                 context: dict[str, Any], state: RequestState | None) -> Any:
-        key, statement = self._entry(sql)
-        attributes = {
+        """A sampled query: its span is kept as plain data, built by the exporter thread."""
+        statement = self._entry(sql)[1]
+        error_type = None
+        start_ns = time_ns()
+        start = perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        except BaseException as exc:
+            # Only the type: database error messages can quote parameters.
+            error_type = type(exc).__qualname__
+            raise
+        finally:
+            duration = perf_counter() - start
+            parent = trace.get_current_span().get_span_context()
+            span_context = new_child_context(parent)
+            slow = duration >= self._slow
+            self.runtime.emit(DeferredSpan(
+                statement.summary, span_context, parent, start_ns,
+                start_ns + int(duration * 1e9), self._span_attributes(statement),
+                error_type,
+                ((SLOW_EVENT, {"django.db.fingerprint": statement.fingerprint,
+                               "db.client.operation.duration": duration}),) if slow else (),
+            ))
+            self._record(sql, duration, state,
+                         TraceRef(span_context.trace_id, span_context.span_id))
+
+    def _span_attributes(self, statement: Statement) -> dict[str, Any]:
+        return {
             "db.system.name": self.system,
             "db.operation.name": statement.operation,
             "db.query.summary": statement.summary,
@@ -102,29 +142,6 @@ class QueryObserver:
             "django.db.alias": self.alias,
             "django.db.fingerprint": statement.fingerprint,
         }
-        # Exception messages can quote parameters (e.g. unique-violation details), so the
-        # span records the error type only, never the message.
-        span = self.runtime.tracer.start_span(
-            statement.summary, kind=SpanKind.CLIENT, attributes=attributes,
-        )
-        start = perf_counter()
-        try:
-            with trace.use_span(span, end_on_exit=False, record_exception=False,
-                                set_status_on_exception=False):
-                return execute(sql, params, many, context)
-        except BaseException as exc:
-            span.set_attribute("error.type", type(exc).__qualname__)
-            span.set_status(Status(StatusCode.ERROR))
-            raise
-        finally:
-            duration = perf_counter() - start
-            if duration >= self._slow:
-                span.add_event("slow query", {
-                    "django.db.fingerprint": statement.fingerprint,
-                    "db.client.operation.duration": duration,
-                })
-            self._record(sql, duration, state, trace_ref(span))
-            span.end()
 
 
 def observe(connection: BaseDatabaseWrapper, runtime: Runtime) -> None:

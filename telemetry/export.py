@@ -25,18 +25,17 @@ from opentelemetry.sdk.metrics.export import (
     ResourceMetrics,
     ScopeMetrics,
 )
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from fleetscope import __version__
 
 from .process import instrument_process_metrics
+from .spans import SCOPE
 
 if TYPE_CHECKING:
     from .runtime import Runtime
 
 logger = logging.getLogger("telemetry")
-SCOPE = InstrumentationScope("fleetscope.telemetry", __version__)
 
 
 class MergingMetricExporter(MetricExporter):
@@ -104,15 +103,15 @@ def _otlp_exporters(endpoint: str, protocol: str) -> tuple[SpanExporter, MetricE
     return OTLPSpanExporter(endpoint=traces), OTLPMetricExporter(endpoint=metrics_url)
 
 
-def _span_processor(exporter: SpanExporter, runtime: Runtime,
-                    meter_provider: MeterProvider) -> BatchSpanProcessor:
+def _add_span_exporter(exporter: SpanExporter, runtime: Runtime,
+                       meter_provider: MeterProvider) -> None:
     queue = int(runtime.config["SPAN_QUEUE_SIZE"])
     # The SDK counts queue drops itself when its internal metrics are on.
     os.environ.setdefault("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
     try:
-        return BatchSpanProcessor(exporter, max_queue_size=queue, meter_provider=meter_provider)
+        runtime.add_span_exporter(exporter, max_queue_size=queue, meter_provider=meter_provider)
     except TypeError:  # SDKs before internal metrics
-        return BatchSpanProcessor(exporter, max_queue_size=queue)
+        runtime.add_span_exporter(exporter, max_queue_size=queue)
 
 
 def start_exporters(runtime: Runtime) -> None:
@@ -137,10 +136,7 @@ def start_exporters(runtime: Runtime) -> None:
         "fleetscope.export.failures", [export_failures], unit="{export}",
         description="Metric exports that the collector did not accept.",
     )
-    assert runtime.tracer_provider is not None
-    runtime.tracer_provider.add_span_processor(
-        _span_processor(span_exporter, runtime, meter_provider)
-    )
+    _add_span_exporter(span_exporter, runtime, meter_provider)
     if config["PROCESS_METRICS"]:
         instrument_process_metrics(meter_provider)
     _set_globals(runtime, meter_provider)

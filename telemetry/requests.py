@@ -13,10 +13,11 @@ from typing import Any
 from django.http import HttpRequest, HttpResponseBase
 from opentelemetry import context, propagate, trace
 from opentelemetry.propagators.textmap import Getter
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
 
 from .instruments import UNMATCHED_ROUTE
 from .runtime import Runtime, trace_ref
+from .spans import NOT_SAMPLED, clear_preset, getrandbits, preset_trace_id
 from .state import RequestState, current_request
 
 KNOWN_METHODS = frozenset(
@@ -85,9 +86,21 @@ class RequestRecorder:
             return RequestHandle(start, method, span, state, None, current_request.set(state))
         self.instruments.active_requests.add((method,), 1)
         parent = None
+        root = runtime.root_sampler
         if "HTTP_TRACEPARENT" in request.META:
             parent = propagate.extract(request.META, getter=_META_GETTER)
-        span = runtime.tracer.start_span(method, context=parent, kind=SpanKind.SERVER)
+            span = runtime.tracer.start_span(method, context=parent, kind=SpanKind.SERVER)
+        elif root is not None:
+            trace_id, sampled = root.draw()
+            if sampled:
+                token = preset_trace_id(trace_id)
+                span = runtime.tracer.start_span(method, kind=SpanKind.SERVER)
+                clear_preset(token)
+            else:  # no SDK work: a context to propagate the "not sampled" decision
+                span = NonRecordingSpan(
+                    SpanContext(trace_id, getrandbits(64) or 1, False, NOT_SAMPLED))
+        else:
+            span = runtime.tracer.start_span(method, kind=SpanKind.SERVER)
         if span.is_recording():
             span.set_attributes({
                 "http.request.method": method,

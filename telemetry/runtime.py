@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -29,10 +29,13 @@ from .conf import Config
 from .fingerprint import StatementCatalog
 from .instruments import Instruments
 from .resource import build_resource
+from .spans import DeferredSpan, MaterializingSpanExporter, PresetTraceIdGenerator, RootSampler
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import SpanProcessor
     from opentelemetry.sdk.metrics.export import Metric, MetricExporter
+    from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.sdk.trace.export import SpanExporter
 
 logger = logging.getLogger("telemetry")
@@ -79,6 +82,15 @@ def build_sampler(config: Config) -> Sampler:
     return ParentBased(root) if name.startswith("parentbased_") else root
 
 
+def build_root_sampler(config: Config) -> RootSampler | None:
+    """The fast root decision, for the samplers whose root verdict is a trace-id ratio."""
+    if config.sampler in ("traceidratio", "parentbased_traceidratio"):
+        return RootSampler(sampler_ratio(config))
+    if config.sampler in ("always_off", "parentbased_always_off"):
+        return RootSampler(0.0)
+    return None
+
+
 def trace_ref(span: trace.Span) -> TraceRef | None:
     """The exemplar reference of a span, or None when it is not sampled."""
     if not span.is_recording():
@@ -120,13 +132,35 @@ class Runtime:
 
     def _build_tracer(self) -> None:
         self.resource = build_resource(self.config)
-        provider = TracerProvider(sampler=build_sampler(self.config), resource=self.resource)
+        provider = TracerProvider(sampler=build_sampler(self.config), resource=self.resource,
+                                  id_generator=PresetTraceIdGenerator())
         self.tracer_provider = provider
         self.tracer = provider.get_tracer("fleetscope.telemetry")
+        self.root_sampler = build_root_sampler(self.config)
+        self._span_processors: list[SpanProcessor] = []
         if self._span_exporter is not None:  # tests: an in-memory exporter, synchronous
-            from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+            self.add_span_exporter(self._span_exporter, batch=False)
 
-            provider.add_span_processor(SimpleSpanProcessor(self._span_exporter))
+    def add_span_processor(self, processor: SpanProcessor) -> None:
+        """Gets the SDK's spans and Fleetscope's deferred ones (which it must export with a
+        MaterializingSpanExporter: see add_span_exporter)."""
+        assert self.tracer_provider is not None
+        self.tracer_provider.add_span_processor(processor)
+        self._span_processors.append(processor)
+
+    def add_span_exporter(self, exporter: SpanExporter, batch: bool = True,
+                          **batch_options: Any) -> SpanProcessor:
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+        materializing = MaterializingSpanExporter(exporter, self.resource)
+        processor: SpanProcessor = (BatchSpanProcessor(materializing, **batch_options) if batch
+                                    else SimpleSpanProcessor(materializing))
+        self.add_span_processor(processor)
+        return processor
+
+    def emit(self, span: DeferredSpan) -> None:
+        for processor in self._span_processors:
+            processor.on_end(span)  # type: ignore[arg-type]  (materialized at export)
 
     @property
     def started(self) -> bool:

@@ -28,3 +28,23 @@ CACHES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 TELEMETRY = {"EXPORT": False}
+
+# --- Silk (telemetry/silk.py, docs/silk.md). Installed so its tables exist; its middleware is
+# added only by tests/telemetry/test_silk.py (override_settings), so no other test is profiled.
+from telemetry.silk import (  # noqa: E402
+    IGNORE_QUERIES,
+    SENSITIVE_KEYS,
+    python_profiler,
+    should_profile,
+)
+
+INSTALLED_APPS = [*INSTALLED_APPS, "silk"]
+SILKY_AUTHENTICATION = True
+SILKY_AUTHORISATION = True
+SILKY_INTERCEPT_FUNC = should_profile
+SILKY_PYTHON_PROFILER_FUNC = python_profiler
+SILKY_SENSITIVE_KEYS = SENSITIVE_KEYS
+SILKY_IGNORE_QUERIES = IGNORE_QUERIES
+SILKY_ANALYZE_QUERIES = False
+SILKY_MAX_RECORDED_REQUESTS = 1000
+SILKY_MAX_RECORDED_REQUESTS_CHECK_PERCENT = 0

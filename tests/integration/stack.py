@@ -115,6 +115,7 @@ class Node:
 def start_gunicorn_node(
     stack: LocalStack, workdir: Path, name: str, settings_module: str, wsgi: str,
     workers: int = 2, preload: bool = True, env: dict[str, str] | None = None,
+    databases: tuple[str, ...] = ("default", "other"),
 ) -> Node:
     """Migrate, then serve the app with gunicorn, exporting to the stack's collector."""
     import os
@@ -134,10 +135,9 @@ def start_gunicorn_node(
     )
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "django", "migrate", "--run-syncdb", "-v", "0"],
-                   env=node_env, check=True, timeout=120)
-    subprocess.run([sys.executable, "-m", "django", "migrate", "--run-syncdb", "-v", "0",
-                    "--database", "other"], env=node_env, check=True, timeout=120)
+    for database in databases:
+        subprocess.run([sys.executable, "-m", "django", "migrate", "--run-syncdb", "-v", "0",
+                        "--database", database], env=node_env, check=True, timeout=120)
     port = free_port()
     args = [sys.executable, "-m", "gunicorn", wsgi, "-b", f"127.0.0.1:{port}",
             "-w", str(workers), "--graceful-timeout", "5",

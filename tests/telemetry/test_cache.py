@@ -18,7 +18,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
-from django.test import override_settings
+from django.test import Client, override_settings
 from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import HistogramDataPoint
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -468,3 +468,24 @@ def test_spans_are_current_while_the_backend_works(
     with rt.tracer.start_as_current_span("parent"):
         cache.set("k", 1)
     assert inner == ["cache set"]
+
+
+@pytest.mark.parametrize("sampled", [True, False])
+def test_cache_calls_in_a_request_count_and_trace_with_the_request(
+    make_runtime: Any, spans: InMemorySpanExporter, fresh_caches: None, sampled: bool
+) -> None:
+    rt = make_runtime(TRACES_SAMPLE_RATE=1.0 if sampled else 0.0)
+    client = Client()
+    assert client.get("/cached/", {"key": CANARY_KEY}).json() == {"value": "v"}  # miss, set
+    assert client.get("/cached/", {"key": CANARY_KEY}).json() == {"value": "v"}  # hit
+    assert ops(rt) == {("get", "miss"): 1, ("set", "none"): 1, ("get", "hit"): 1}
+    exported = spans.get_finished_spans()
+    cache_spans = [span for span in exported if span.name.startswith("cache ")]
+    if not sampled:
+        assert exported == ()
+        return
+    assert [span.name for span in cache_spans] == ["cache get", "cache set", "cache get"]
+    servers = {span.context.span_id for span in exported if span.kind == SpanKind.SERVER}
+    assert len(servers) == 2
+    assert all(span.parent is not None and span.parent.span_id in servers for span in cache_spans)
+    assert not any("canary" in repr(dict(span.attributes or {})) for span in cache_spans)

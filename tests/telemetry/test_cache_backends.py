@@ -5,7 +5,7 @@ One script of calls runs on a plain backend of the class, then (on the same, cle
 on the backend the handler hands out; both must give the same results and exceptions, the plain
 one must record nothing, and each instrumented call must add one duration sample of its own
 operation and exactly its hit/miss/none counts. Local memory, file, database and a real Redis
-server; memcached too when its server and pymemcache are installed.
+server and a real memcached (both installed by `make test`).
 """
 
 from __future__ import annotations
@@ -232,14 +232,16 @@ def redis_url() -> Iterator[str]:
             _stop(process)
 
 
-MEMCACHED_AVAILABLE = os.access(MEMCACHED, os.X_OK) and bool(importlib.util.find_spec("pymemcache"))
-
-
 @pytest.fixture(scope="module")
 def memcached_location() -> Iterator[str]:
+    if not os.access(MEMCACHED, os.X_OK) or importlib.util.find_spec("pymemcache") is None:
+        pytest.fail(f"memcached tests need {MEMCACHED} (apt-get install memcached) and pymemcache "
+                    "(the dev extra); `make test` installs both.")
     port = _free_port()
     process = subprocess.Popen(
-        [MEMCACHED, "-l", "127.0.0.1", "-p", str(port), "-U", "0"],
+        # memcached refuses to run as root unless told which user to be.
+        [MEMCACHED, "-l", "127.0.0.1", "-p", str(port), "-U", "0",
+         *(["-u", "root"] if os.geteuid() == 0 else [])],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -264,7 +266,8 @@ BACKENDS: list[Any] = [
     # Transactional: the async forms run in asgiref's worker thread, on its own connection.
     pytest.param("database", marks=pytest.mark.django_db(transaction=True)),
     "redis",
-] + (["memcached"] if MEMCACHED_AVAILABLE else [])
+    "memcached",
+]
 
 
 @pytest.fixture

@@ -57,3 +57,8 @@ def test_unknown_keys_and_modes_are_reported() -> None:
 
 def test_bad_numbers_are_errors() -> None:
     assert _ids(TELEMETRY={"EXPORT": False, "N_PLUS_ONE_THRESHOLD": 1}) == ["telemetry.E006"]
+
+
+def test_unknown_cache_alias_warns() -> None:
+    assert _ids(TELEMETRY={"EXPORT": False, "CACHE_ALIASES": ["default", "nope"]}) == [
+        "telemetry.W004"]

@@ -167,3 +167,38 @@ def test_fingerprint_overflow_goes_to_other(make_runtime: Any) -> None:
     fingerprints = {str(key[3]) for key in rt.instruments.query_duration.keys()}
     assert "other" in fingerprints
     assert len(fingerprints) == 3
+
+
+def test_profiler_statements_are_timed_but_not_counted_for_the_route(rt: Runtime) -> None:
+    from telemetry.db import is_tooling
+
+    explain = rt.catalog.lookup('EXPLAIN QUERY PLAN SELECT * FROM "testapp_author"')
+    silk = rt.catalog.lookup('UPDATE "silk_request" SET "num_sql_queries" = 3 WHERE id = 1')
+    view = rt.catalog.lookup('SELECT * FROM "testapp_author" WHERE "silky" = 1')
+    assert is_tooling(explain) and is_tooling(silk)
+    assert not is_tooling(view)
+
+
+def test_tooling_queries_do_not_make_an_n_plus_one(make_runtime: Any) -> None:
+    from django.test.utils import override_settings
+
+    rt = make_runtime(TRACES_SAMPLE_RATE=0.0, N_PLUS_ONE_THRESHOLD=2)
+    with override_settings(ROOT_URLCONF="tests.telemetry.test_db"):
+        Client().get("/explain-twice/")
+    assert rt.instruments.n_plus_one.items() == []
+    snapshot = rt.instruments.queries_per_request.snapshot(("/explain-twice/",))
+    assert snapshot is not None and snapshot[1] == 0
+
+
+def _explain_twice(request: Any) -> Any:
+    from django.http import HttpResponse
+
+    with connection.cursor() as cursor:
+        for _ in range(2):
+            cursor.execute('EXPLAIN QUERY PLAN SELECT * FROM "testapp_author"')
+    return HttpResponse("ok")
+
+
+from django.urls import path  # noqa: E402
+
+urlpatterns = [path("explain-twice/", _explain_twice)]

@@ -55,13 +55,13 @@ def literal(request: HttpRequest) -> JsonResponse:
 
 
 def slow(request: HttpRequest) -> JsonResponse:
-    """A deliberately slow statement (a recursive count), the slow-query detector's target."""
+    """A deliberately slow statement (a recursive count, ~170 ms): the slow-query target."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < %s) "
-            "SELECT COUNT(*) FROM c", [300_000]
+            "SELECT COUNT(*) FROM c", [1_000_000]
         )
         (count,) = cursor.fetchone()
     return JsonResponse({"count": count})

@@ -1,0 +1,561 @@
+"""The demo fleet launcher: collector, Prometheus, PostgreSQL/Redis, N gunicorn nodes, load.
+
+`DemoLauncher` starts each piece, records its pid in the workdir's state file as soon as it
+runs (so `fleetscope demo down` can stop it even if this process dies), and stops them in
+reverse order. The CLI (`demo_fleet.cli`) decides when.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from collector.locate import locate_collector, locate_prometheus
+from collector.process import ManagedProcess, free_port, port_in_use
+from collector.prometheus import PrometheusSettings, start_prometheus
+from collector.run import CollectorPorts, CollectorSettings, start_collector
+from fleetscope.errors import FleetscopeError
+
+from . import datastores, loadgen
+from .ports import HOST, PortPlan, check_plan, fixed_plan, free_plan
+from .progress import DemoDisplay, LoadProgress, NodeLoad
+from .state import (
+    Component,
+    DemoState,
+    LoadWindow,
+    is_alive,
+    load_state,
+    remove_state,
+    stop_components,
+)
+
+Database = Literal["sqlite", "postgres"]
+CacheBackend = Literal["locmem", "redis"]
+
+SETTINGS_MODULE = "demo_fleet.settings"
+WSGI_APP = "demo_fleet.wsgi:application"
+SERVICE_NAME = "demo-shop"
+MAX_NODES = 50
+# How long a node may take to import Django and bind its port.
+NODE_START_TIMEOUT_S = 90.0
+# Locust gets this long past its --run-time before it is stopped by force.
+LOAD_GRACE_S = 20.0
+# Sent/seen counts refresh this often while the load runs.
+PROGRESS_INTERVAL_S = 2.0
+
+
+def _default_workdir() -> Path:
+    return Path(".fleetscope/demo")
+
+
+@dataclass
+class DemoOptions:
+    """Everything `fleetscope demo up` can be told."""
+
+    nodes: int = 3
+    workers: int = 2
+    duration_s: int | None = None
+    users: int | None = None
+    db: Database = "sqlite"
+    cache: CacheBackend = "locmem"
+    workdir: Path = field(default_factory=_default_workdir)
+    base_port: int = 8001
+    prometheus_port: int = 9090
+    collector_ports: CollectorPorts = field(default_factory=CollectorPorts)
+    free_ports: bool = False
+    keep: bool = False
+    export_interval_ms: int = 5000
+    scrape_interval_s: int = 5
+    trace_sample_ratio: float = 0.1
+
+    @property
+    def total_users(self) -> int:
+        return self.users if self.users is not None else loadgen.default_users(self.nodes)
+
+    @property
+    def settle_s(self) -> float:
+        """One export interval plus one scrape, plus the collector's 1 s batch timeout and a
+        second of slack."""
+        return self.export_interval_ms / 1000 + self.scrape_interval_s + 2
+
+    def validate(self) -> None:
+        if not 1 <= self.nodes <= MAX_NODES:
+            raise FleetscopeError(f"--nodes must be between 1 and {MAX_NODES}, not {self.nodes}.")
+        if self.workers < 1:
+            raise FleetscopeError(f"--workers must be at least 1, not {self.workers}.")
+        if self.duration_s is not None and self.duration_s < 1:
+            raise FleetscopeError(f"--duration must be at least 1 second, not {self.duration_s}.")
+        if self.db not in ("sqlite", "postgres"):
+            raise FleetscopeError(f"--db must be sqlite or postgres, not {self.db!r}.")
+        if self.cache not in ("locmem", "redis"):
+            raise FleetscopeError(f"--cache must be locmem or redis, not {self.cache!r}.")
+        if self.export_interval_ms < 100:
+            raise FleetscopeError("--export-interval-ms must be at least 100.")
+        if self.scrape_interval_s < 1:
+            raise FleetscopeError("--scrape-interval must be at least 1 second.")
+        if not 0.0 <= self.trace_sample_ratio <= 1.0:
+            raise FleetscopeError("--trace-sample-ratio must be between 0 and 1.")
+        loadgen.users_per_node(self.total_users, self.nodes)
+
+    def port_plan(self) -> PortPlan:
+        if self.free_ports:
+            return free_plan(self.nodes)
+        return fixed_plan(self.collector_ports, self.prometheus_port, self.base_port, self.nodes)
+
+
+def node_name(index: int) -> str:
+    return f"node-{index}"
+
+
+def node_env(
+    base: dict[str, str],
+    *,
+    workdir: Path,
+    node: str,
+    otlp_endpoint: str,
+    export_interval_ms: int,
+    trace_sample_ratio: float,
+    database_url: str | None,
+    redis_url: str | None,
+) -> dict[str, str]:
+    """The environment of one node (and of migrate/seed): identity, export target, stores.
+
+    Inherited OTEL_* variables and DATABASE_URL/REDIS_URL are dropped first, so the demo
+    exports to its own collector and uses the stores the options chose, whatever the shell
+    has set.
+    """
+    env = {
+        k: v
+        for k, v in base.items()
+        if not k.startswith("OTEL_") and k not in ("DATABASE_URL", "REDIS_URL")
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE=SETTINGS_MODULE,
+        FLEETSCOPE_DEMO_DIR=str(workdir),
+        FLEETSCOPE_DEMO_DB=str(workdir / "demo.sqlite3"),
+        FLEETSCOPE_NODE=node,
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp_endpoint,
+        OTEL_METRIC_EXPORT_INTERVAL=str(export_interval_ms),
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG=str(trace_sample_ratio),
+        PYTHONUNBUFFERED="1",
+    )
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    return env
+
+
+def gunicorn_command(port: int, workers: int) -> list[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        WSGI_APP,
+        "--bind",
+        f"{HOST}:{port}",
+        "--workers",
+        str(workers),
+        # Load Django once in the master; the telemetry app starts exporting per worker.
+        "--preload",
+        "--graceful-timeout",
+        "5",
+        "--timeout",
+        "60",
+    ]
+    if _gunicorn_version() >= (25, 1):
+        # Since 25.1 every gunicorn opens a control socket at one fixed path per user;
+        # several nodes on one machine would fight over it, and the demo never uses it.
+        command.append("--no-control-socket")
+    return command
+
+
+def _gunicorn_version() -> tuple[int, ...]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return tuple(int(part) for part in re.findall(r"\d+", version("gunicorn"))[:2])
+    except PackageNotFoundError:
+        return (0,)
+
+
+def _port_open(port: int) -> Callable[[], bool]:
+    # A bare TCP connect, not an HTTP request: Prometheus' request counts then equal
+    # exactly what locust sent.
+    return lambda: port_in_use(port, HOST)
+
+
+@dataclass
+class LoadResult:
+    progress: LoadProgress
+    interrupted: bool
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (e.g. from `fleetscope demo down`): stop everything, print no report."""
+
+
+class DemoLauncher:
+    def __init__(self, options: DemoOptions, display: DemoDisplay) -> None:
+        self.options = options
+        self.display = display
+        self.workdir = options.workdir.resolve()
+        self.state = DemoState(self.workdir)
+        self.processes: dict[str, ManagedProcess] = {}
+        self.plan: PortPlan | None = None
+        self.database_url: str | None = None
+        self.redis_url: str | None = None
+        self.node_urls: dict[str, str] = {}
+        self.load_processes: dict[str, ManagedProcess] = {}
+
+    # -- before anything starts ------------------------------------------------------
+
+    def preflight(self) -> PortPlan:
+        """Check options, binaries, a demo already running here and every port; start nothing."""
+        self.options.validate()
+        previous = load_state(self.workdir)
+        if previous is not None:
+            running = [c for c in previous.components if is_alive(c)]
+            if running:
+                listed = ", ".join(f"{c.name} (pid {c.pid})" for c in running[:4])
+                raise FleetscopeError(
+                    f"A demo is already running from {self.workdir}: {listed}. Stop it with "
+                    f"`fleetscope demo down --workdir {self.options.workdir}` or choose another "
+                    "--workdir."
+                )
+            remove_state(previous)
+        plan = self.options.port_plan()
+        check_plan(plan)
+        locate_collector()
+        locate_prometheus()
+        for module, extra in (("gunicorn", "demo"), ("locust", "demo")):
+            if importlib.util.find_spec(module) is None:
+                raise FleetscopeError(
+                    f"The demo needs {module}; install it with `pip install 'fleetscope[{extra}]'`."
+                )
+        if self.options.db == "postgres":
+            datastores.locate_postgres()
+        if self.options.cache == "redis":
+            datastores.locate_redis()
+        self.plan = plan
+        return plan
+
+    # -- starting ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Everything but the load, in dependency order. On failure what did start stays
+        recorded in the state file; `stop()` (or `fleetscope demo down`) ends it."""
+        plan = self.plan or self.preflight()
+        self.state.launcher = Component.of("launcher", "launcher", os.getpid())
+        self.state.save()
+        self._start_collector(plan)
+        self._start_prometheus(plan)
+        if self.options.db == "postgres":
+            self._start_postgres()
+        if self.options.cache == "redis":
+            self._start_redis()
+        self._prepare_database()
+        self._start_nodes(plan)
+
+    def _record(
+        self,
+        name: str,
+        role: str,
+        process: ManagedProcess,
+        endpoint: str,
+        stop_signal: str = "SIGTERM",
+    ) -> None:
+        self.processes[name] = process
+        self.state.add(
+            Component.of(
+                name,
+                role,
+                process.pid,
+                endpoint=endpoint,
+                log=str(process.log_path),
+                stop_signal=stop_signal,
+            )
+        )
+
+    def _start_collector(self, plan: PortPlan) -> None:
+        settings = CollectorSettings(ports=plan.collector, workdir=self.workdir / "collector")
+        settings.traces_file.unlink(missing_ok=True)
+        endpoint = plan.collector.otlp_http_endpoint
+        self.display.component("collector", "starting", endpoint=endpoint)
+        process = start_collector(settings)
+        self._record("collector", "collector", process, endpoint)
+        self.state.otlp_endpoint = endpoint
+        self.state.save()
+        self.display.component(
+            "collector",
+            "ready",
+            process.pid,
+            endpoint,
+            f"Prometheus exporter {plan.collector.prometheus_exporter_target}",
+        )
+
+    def _start_prometheus(self, plan: PortPlan) -> None:
+        workdir = self.workdir / "prometheus"
+        # Every run starts with empty storage: no series of an earlier run in the report.
+        shutil.rmtree(workdir / "prometheus-data", ignore_errors=True)
+        settings = PrometheusSettings(
+            port=plan.prometheus,
+            workdir=workdir,
+            exporter_targets=(plan.collector.prometheus_exporter_target,),
+            self_metrics_targets=(plan.collector.self_metrics_target,),
+            scrape_interval=f"{self.options.scrape_interval_s}s",
+            rule_files=_rule_files(),
+        )
+        self.display.component("prometheus", "starting", endpoint=settings.url)
+        process = start_prometheus(settings)
+        self._record("prometheus", "prometheus", process, settings.url)
+        self.state.prometheus_url = settings.url
+        self.state.save()
+        self.display.component("prometheus", "ready", process.pid, settings.url)
+
+    def _start_postgres(self) -> None:
+        port = free_port(HOST)
+        self.display.component("postgres", "starting", endpoint=f"{HOST}:{port}")
+        data_dir, outside = datastores.postgres_data_dir(self.workdir)
+        if outside:
+            self.state.cleanup_dirs.append(str(data_dir.parent))
+            self.state.save()
+        cluster = datastores.start_postgres(
+            self.workdir, port, self.workdir / "logs" / "postgres.log", data_dir, outside
+        )
+        # Fast shutdown: SIGTERM would wait for every client to disconnect.
+        self._record("postgres", "database", cluster.process, cluster.url, "SIGINT")
+        self.database_url = cluster.url
+        self.display.component("postgres", "ready", cluster.process.pid, cluster.url)
+
+    def _start_redis(self) -> None:
+        port = free_port(HOST)
+        self.display.component("redis", "starting", endpoint=f"{HOST}:{port}")
+        server = datastores.start_redis(self.workdir, port, self.workdir / "logs" / "redis.log")
+        self._record("redis", "cache", server.process, server.url)
+        self.redis_url = server.url
+        self.display.component("redis", "ready", server.process.pid, server.url)
+
+    def _env(self, node: str) -> dict[str, str]:
+        return node_env(
+            dict(os.environ),
+            workdir=self.workdir,
+            node=node,
+            otlp_endpoint=self.state.otlp_endpoint,
+            export_interval_ms=self.options.export_interval_ms,
+            trace_sample_ratio=self.options.trace_sample_ratio,
+            database_url=self.database_url,
+            redis_url=self.redis_url,
+        )
+
+    def _prepare_database(self) -> None:
+        """migrate + seed_shop once, before any node starts (they share the database)."""
+        target = "PostgreSQL" if self.database_url else str(self.workdir / "demo.sqlite3")
+        env = self._env("setup")
+        log = self.workdir / "logs" / "setup.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        for step, args in (
+            ("migrating", ["migrate", "--no-input", "-v", "1"]),
+            ("seeding", ["seed_shop", "-v", "1"]),
+        ):
+            self.display.component("database", step, note=target)
+            with log.open("ab") as out:
+                result = subprocess.run(
+                    [sys.executable, "-m", "django", *args],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    timeout=600,
+                )
+            if result.returncode != 0:
+                self.display.component("database", "failed", note=f"log: {log}")
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                raise FleetscopeError(f"`django-admin {args[0]}` failed (log {log}):\n{tail}")
+        self.display.component("database", "ready", note=target)
+
+    def _start_nodes(self, plan: PortPlan) -> None:
+        started: list[tuple[str, int, ManagedProcess]] = []
+        for index, port in enumerate(plan.nodes, 1):
+            name = node_name(index)
+            url = f"http://{HOST}:{port}"
+            process = ManagedProcess(
+                name,
+                gunicorn_command(port, self.options.workers),
+                self.workdir / "logs" / f"{name}.log",
+                env=self._env(name),
+                cwd=self.workdir,
+            ).start()
+            self._record(name, "node", process, url)
+            self.display.component(name, "starting", process.pid, url)
+            started.append((name, port, process))
+        for name, port, process in started:
+            process.wait_ready(_port_open(port), NODE_START_TIMEOUT_S)
+            self.node_urls[name] = f"http://{HOST}:{port}"
+            self.display.component(
+                name,
+                "ready",
+                process.pid,
+                self.node_urls[name],
+                f"{self.options.workers} workers",
+            )
+
+    # -- load ------------------------------------------------------------------------
+
+    def start_load(self) -> LoadProgress:
+        shares = loadgen.users_per_node(self.options.total_users, self.options.nodes)
+        locust_dir = self.workdir / "locust"
+        shutil.rmtree(locust_dir, ignore_errors=True)
+        locust_dir.mkdir(parents=True)
+        progress = LoadProgress(time.time(), self.options.duration_s)
+        for (name, url), users in zip(self.node_urls.items(), shares, strict=True):
+            process = ManagedProcess(
+                f"locust {name}",
+                loadgen.locust_command(url, users, locust_dir / name, self.options.duration_s),
+                self.workdir / "logs" / f"locust-{name}.log",
+                cwd=self.workdir,
+            ).start()
+            self._record(f"locust-{name}", "load", process, url)
+            self.load_processes[name] = process
+            progress.nodes.append(NodeLoad(name, users))
+        self.state.load = LoadWindow(started=progress.started, settle_s=self.options.settle_s)
+        self.state.save()
+        self.display.start_load(progress)
+        return progress
+
+    def run_load(self, progress: LoadProgress, seen: Callable[[], dict[str, int]]) -> LoadResult:
+        """Wait for the load to finish (or Ctrl-C), watching every process and the counts."""
+        interrupted = False
+        last_counts = 0.0
+        try:
+            while True:
+                self.check_alive()
+                if all(not p.running() for p in self.load_processes.values()):
+                    self._check_load_ran(progress)
+                    break
+                duration = self.options.duration_s
+                if duration is not None and progress.elapsed() > duration + LOAD_GRACE_S:
+                    break
+                if time.monotonic() - last_counts >= PROGRESS_INTERVAL_S:
+                    self._update_counts(progress, seen)
+                    last_counts = time.monotonic()
+                self.display.update_load()
+                time.sleep(0.25)
+        except Terminated:
+            raise
+        except KeyboardInterrupt:
+            interrupted = True
+        self.stop_load()
+        self.display.end_load(summary=False)
+        self.state.load = LoadWindow(
+            started=progress.started, ended=progress.ended, settle_s=self.options.settle_s
+        )
+        self.state.save()
+        self._update_counts(progress, seen)
+        return LoadResult(progress, interrupted)
+
+    def _check_load_ran(self, progress: LoadProgress) -> None:
+        """Locust stopping well before --duration (or at all, without one) is a failure."""
+        duration = self.options.duration_s
+        if duration is not None and progress.elapsed() >= duration - 2:
+            return
+        name, process = next(iter(self.load_processes.items()))
+        raise FleetscopeError(
+            f"The load for {name} stopped after {progress.elapsed():.0f} s (exit code "
+            f"{process.popen.returncode if process.popen else None}); log {process.log_path}:\n"
+            f"{process.log_tail()}"
+        )
+
+    def stop_load(self) -> None:
+        for name in self.load_processes:
+            component = self.state.component(f"locust-{name}")
+            if component is not None:
+                stop_components([component], timeout=15)
+
+    def settle(self, progress: LoadProgress, seen: Callable[[], dict[str, int]]) -> None:
+        """Wait one export interval + one scrape so the last requests reach Prometheus."""
+        self.display.component(
+            "metrics", "settling", note=f"{self.options.settle_s:.0f} s for the last export+scrape"
+        )
+        time.sleep(self.options.settle_s)
+        self._update_counts(progress, seen)
+        self.display.component("metrics", "done")
+        self.display.end_load()
+
+    def _update_counts(self, progress: LoadProgress, seen: Callable[[], dict[str, int]]) -> None:
+        try:
+            seen_counts = seen()
+        except FleetscopeError:
+            seen_counts = {}
+        for node in progress.nodes:
+            stats = loadgen.read_stats(self.workdir / "locust" / node.node)
+            if stats is not None:
+                node.sent, node.failures = stats.requests, stats.failures
+            if node.node in seen_counts:
+                node.seen = seen_counts[node.node]
+        self.display.update_load()
+
+    def check_alive(self) -> None:
+        """Raise with the log tail when a server process (not the load) has exited."""
+        for name, process in self.processes.items():
+            if name.startswith("locust-"):
+                continue
+            if not process.running():
+                code = process.popen.returncode if process.popen else None
+                self.display.component(name, "failed", note=f"exit code {code}")
+                raise FleetscopeError(
+                    f"{name} exited unexpectedly (code {code}); log {process.log_path}:\n"
+                    f"{process.log_tail()}"
+                )
+
+    # -- stopping --------------------------------------------------------------------
+
+    def stop(self) -> list[str]:
+        """Stop every recorded process, newest first, and forget the state file; the names
+        of those that were still running."""
+        stopped = []
+        for component in reversed(self.state.components):
+            if is_alive(component):
+                stop_components([component])
+                stopped.append(component.name)
+        for process in self.processes.values():
+            if process.popen is not None:
+                process.popen.poll()  # already reaped by the stop: settle its Popen
+        remove_state(self.state)
+        return stopped
+
+    def keep_running_note(self) -> str:
+        return (
+            f"The fleet keeps running (Prometheus {self.state.prometheus_url}). "
+            f"`fleetscope demo status --workdir {self.options.workdir}` lists it, "
+            f"`fleetscope demo down --workdir {self.options.workdir}` stops it."
+        )
+
+
+def _rule_files() -> tuple[Path, ...]:
+    """The generated alert rules, so the demo's Prometheus evaluates what users would deploy."""
+    rules = generated_dir() / "fleetscope-rules.yml"
+    return (rules,) if rules.is_file() else ()
+
+
+def generated_dir() -> Path:
+    """dashboards/generated: the dashboard JSON and alert rules `fleetscope dashboards build`
+    writes (found without importing the Grafana SDK)."""
+    import dashboards
+
+    return Path(dashboards.__file__).resolve().parent / "generated"
+
+
+def provisioning_dir() -> Path:
+    import dashboards
+
+    return Path(dashboards.__file__).resolve().parent / "provisioning"

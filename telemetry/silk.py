@@ -1,0 +1,174 @@
+"""Which requests django-silk profiles: a share of sampled traces, or a staff user's explicit ask.
+
+Point Silk's own hooks here (settings hold the functions, Silk calls them directly)::
+
+    from telemetry.silk import python_profiler, should_profile
+    SILKY_INTERCEPT_FUNC = should_profile
+    SILKY_PYTHON_PROFILER_FUNC = python_profiler
+
+`should_profile` runs for every request that reaches Silk's middleware, so the common
+"no" costs a context-variable read, an `is_recording()` and two dict lookups. It never
+touches `request.user` (a session and user query) unless the request asks to be profiled.
+This module is imported from settings files: it imports no model and nothing of Silk's.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextvars import ContextVar
+from random import random
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+
+from .conf import get_config
+from .runtime import active_runtime
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+__all__ = [
+    "IGNORE_QUERIES",
+    "PROFILE_HEADER",
+    "PROFILE_PARAM",
+    "SENSITIVE_KEYS",
+    "may_read_profiles",
+    "profile_requested",
+    "python_profiler",
+    "should_profile",
+]
+
+PROFILE_HEADER = "X-Fleetscope-Profile"
+PROFILE_PARAM = "fleetscope_profile"
+_PROFILE_META = "HTTP_" + PROFILE_HEADER.upper().replace("-", "_")
+
+# For SILKY_SENSITIVE_KEYS. Silk masks a form or JSON field when any entry occurs in its
+# name, and a request header only when its lower-cased name is in the set: header names
+# are listed in full, since Silk's default "api" and "key" never match `X-Api-Key`.
+_FIELD_WORDS = (
+    "password", "passwd", "secret", "token", "api", "key", "signature", "credential",
+    "auth", "session", "csrf", "username",
+)  # fmt: skip
+_HEADER_NAMES = (
+    "authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "x-auth-token",
+    "x-access-token", "x-refresh-token", "x-csrftoken", "x-amz-security-token",
+)  # fmt: skip
+SENSITIVE_KEYS = frozenset(_FIELD_WORDS + _HEADER_NAMES)
+
+# For SILKY_IGNORE_QUERIES (substrings of the SQL Silk would store, parameters filled in).
+# These statements would put bearer credentials into its tables: session keys (every
+# request of a signed-in user reads django_session by key) and password hashes (a
+# password change). Silk does not record INSERTs. Quoting: PostgreSQL/SQLite, MySQL.
+IGNORE_QUERIES = (
+    "django_session",
+    'SET "password" =',
+    ', "password" =',
+    "SET `password` =",
+    ", `password` =",
+)
+
+# The request Silk is about to record, handed to the post_save hook that links its row to
+# the trace (telemetry.silk_links); set only when should_profile says yes.
+profiled_request: ContextVar[HttpRequest | None] = ContextVar(
+    "fleetscope_silk_request", default=None
+)
+_links_connected = False
+
+
+def may_read_profiles(user: Any) -> bool:
+    """Whoever may read Silk's pages (SILKY_PERMISSIONS, staff by default) may ask for profiles."""
+    if user is None or not user.is_authenticated:
+        return False
+    from django.apps import apps
+
+    if apps.is_installed("silk"):
+        from silk.config import SilkyConfig
+
+        return bool(SilkyConfig().SILKY_PERMISSIONS(user))
+    return bool(user.is_staff)
+
+
+def profile_requested(request: HttpRequest) -> bool:
+    """True when the request asks to be profiled (header or query flag) and its user may."""
+    meta = request.META
+    asked = meta.get(_PROFILE_META) == "1" or (
+        PROFILE_PARAM in meta.get("QUERY_STRING", "") and request.GET.get(PROFILE_PARAM) == "1"
+    )
+    return asked and may_read_profiles(getattr(request, "user", None))
+
+
+def _sampled_for_silk() -> bool:
+    if not trace.get_current_span().is_recording():
+        return False
+    runtime = active_runtime()
+    rate = (runtime.config if runtime is not None else get_config())["SILK_RATE"]
+    return random() < rate
+
+
+def should_profile(request: HttpRequest) -> bool:
+    """SILKY_INTERCEPT_FUNC: record a sampled trace with probability SILK_RATE, or on request."""
+    if _sampled_for_silk() or profile_requested(request):
+        _connect_links()
+        profiled_request.set(request)
+        _profile_started()
+        return True
+    return False
+
+
+# Silk wraps Django's SQLCompiler.execute_sql on the first request it records and never
+# unwraps it; from then on every ORM query of the process, profiled or not, compiles its SQL
+# twice (measured: +70-90 us per query). Fleetscope keeps Silk's cost on profiled requests:
+# once no profiled request is in flight, Django's own execute_sql is put back, and Silk wraps
+# it again (its own `hasattr(SQLCompiler, "_execute_sql")` test) on the next one.
+_in_flight = 0
+_in_flight_lock = threading.Lock()
+_profiling: ContextVar[bool] = ContextVar("fleetscope_silk_profiling", default=False)
+
+
+def _profile_started() -> None:
+    global _in_flight
+    if _profiling.get():
+        return
+    _profiling.set(True)
+    with _in_flight_lock:
+        _in_flight += 1
+    from django.core.signals import request_finished
+
+    request_finished.connect(_profile_finished, dispatch_uid="fleetscope-silk-finished")
+
+
+def _profile_finished(**kwargs: Any) -> None:
+    global _in_flight
+    if not _profiling.get():
+        return
+    _profiling.set(False)
+    with _in_flight_lock:
+        _in_flight -= 1
+        if _in_flight == 0:
+            restore_sql_compiler()
+
+
+def restore_sql_compiler() -> None:
+    """Undo Silk's wrapping of SQLCompiler.execute_sql (it re-wraps when it next records)."""
+    from django.db.models.sql.compiler import SQLCompiler
+
+    original = SQLCompiler.__dict__.get("_execute_sql")
+    if original is not None:
+        SQLCompiler.execute_sql = original  # type: ignore[method-assign]
+        del SQLCompiler._execute_sql
+
+
+def python_profiler(request: HttpRequest) -> bool:
+    """SILKY_PYTHON_PROFILER_FUNC: cProfile only requests a staff user asked to profile."""
+    return profile_requested(request)
+
+
+def _connect_links() -> None:
+    # Connected on the first profiled request rather than in AppConfig.ready(): the hook
+    # needs Silk's models, and Silk is optional for the telemetry app.
+    global _links_connected
+    if not _links_connected:
+        from .silk_links import connect
+
+        connect()
+        _links_connected = True

@@ -1,0 +1,255 @@
+"""The demo report: same queries as the dashboards, and what a reader sees in the terminal/JSON.
+
+Formatting is checked on canned Prometheus API answers; tests/integration/test_demo.py checks
+the numbers against a real fleet.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from dashboards.build import dashboard_models
+from dashboards.check import iter_queries
+from demo_fleet import report
+from demo_fleet.report import (
+    CACHE_QUERY,
+    N_PLUS_ONE_QUERY,
+    NODE_QUERIES,
+    SLOW_QUERY_QUERIES,
+    PrometheusAPI,
+    build_report,
+    render_report,
+    resolve,
+)
+from fleetscope.errors import FleetscopeError
+
+SLOW_FP = "0b935e54557d4982"
+N1_FP = "3ff479879e087f9f"
+SLOW_TEXT = (
+    'SELECT "shop_review"."product_id", COUNT("shop_review"."id") FROM "shop_review" '
+    'WHERE "shop_review"."created" >= ? GROUP BY "shop_review"."product_id"'
+)
+N1_TEXT = 'SELECT COUNT(*) AS "__count" FROM "shop_review" WHERE "shop_review"."product_id" = ?'
+
+
+def series(value: float | str, **labels: str) -> dict[str, Any]:
+    return {"metric": labels, "value": [1700000000.0, str(value)]}
+
+
+def canned_results() -> dict[str, list[dict[str, Any]]]:
+    """What /api/v1/query answers for each report query of a two-node demo."""
+    text = {"db_query_summary": "SELECT shop_review", "db_query_text": SLOW_TEXT}
+    return {
+        "nodes.requests_per_s": [
+            series(12.34, host_name="node-1"),
+            series(6.5, host_name="node-2"),
+        ],
+        "nodes.p95_latency_s": [
+            series(0.085, host_name="node-1"),
+            series("NaN", host_name="node-2"),
+        ],
+        "nodes.cpu_cores": [series(0.42, host_name="node-1"), series(0.2, host_name="node-2")],
+        "nodes.rss_bytes": [
+            series(150 * 2**20, host_name="node-1"),
+            series(2.5 * 2**30, host_name="node-2"),
+        ],
+        "nodes.requests": [series(741, host_name="node-1"), series(390, host_name="node-2")],
+        "slow_queries.share_of_db_time": [
+            series(0.9371, django_db_fingerprint=SLOW_FP, **text),
+            series(0.02, django_db_fingerprint="aaaaaaaaaaaaaaaa"),
+        ],
+        "slow_queries.calls_per_s": [series(0.62, django_db_fingerprint=SLOW_FP)],
+        "slow_queries.mean_s": [series(0.2883, django_db_fingerprint=SLOW_FP)],
+        "slow_queries.p95_s": [series(1.5, django_db_fingerprint=SLOW_FP)],
+        "slow_queries.slow_runs": [
+            series(13.2, django_db_fingerprint=SLOW_FP),
+            series(0, django_db_fingerprint="aaaaaaaaaaaaaaaa"),
+        ],
+        "n_plus_one": [
+            series(
+                41,
+                http_route="/products/n-plus-one/",
+                django_db_fingerprint=N1_FP,
+                db_query_summary="SELECT shop_review",
+                db_query_text=N1_TEXT,
+            )
+        ],
+        "cache": [
+            series(0.931, django_cache_alias="default", host_name="node-1"),
+            series(0.5556, django_cache_alias="default", host_name="node-2"),
+        ],
+    }
+
+
+def rendered(width: int = 120) -> str:
+    console = Console(record=True, width=width, color_system=None)
+    render_report(
+        build_report(canned_results(), "http://127.0.0.1:9090", "60s", 1700000000.0), console
+    )
+    return console.export_text()
+
+
+# -- the queries ------------------------------------------------------------------------------
+
+
+def _dashboard_exprs() -> set[str]:
+    return {query.expr for query in iter_queries(dashboard_models())}
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["requests_per_s", "p95_latency_s", "cpu_cores", "rss_bytes"],
+)
+def test_node_columns_are_the_fleet_dashboards_queries(key: str) -> None:
+    assert NODE_QUERIES[key] in _dashboard_exprs()
+
+
+@pytest.mark.parametrize("key", sorted(SLOW_QUERY_QUERIES))
+def test_slow_query_columns_are_the_slow_query_tables_queries(key: str) -> None:
+    assert SLOW_QUERY_QUERIES[key] in _dashboard_exprs()
+
+
+def test_n_plus_one_rows_are_the_n_plus_one_tables_query() -> None:
+    assert N_PLUS_ONE_QUERY in _dashboard_exprs()
+
+
+def test_cache_ratio_is_the_dashboards_hit_ratio_split_by_alias_too() -> None:
+    by_node = CACHE_QUERY.replace("(django_cache_alias, host_name)", "(host_name)")
+
+    assert by_node != CACHE_QUERY
+    assert by_node in _dashboard_exprs()
+
+
+def test_queries_are_sent_with_every_variable_at_all_and_the_window() -> None:
+    for key, expr in report.all_queries().items():
+        sent = resolve(expr, "90s")
+        assert "$" not in sent
+        # Memory is a gauge read at the report's time; everything else spans the window.
+        assert ("[90s]" in sent) == (key != "nodes.rss_bytes")
+
+    assert 'job=~"demo-shop"' in resolve(NODE_QUERIES["requests_per_s"], "5m", "demo-shop")
+
+
+def test_a_bad_window_is_refused_before_any_query() -> None:
+    api = PrometheusAPI("http://127.0.0.1:1")
+    try:
+        with pytest.raises(FleetscopeError, match="not a duration"):
+            report.fetch(api, "five minutes")
+    finally:
+        api.close()
+
+
+def test_unreachable_prometheus_names_the_option_to_fix() -> None:
+    from collector.process import free_port
+
+    api = PrometheusAPI(f"http://127.0.0.1:{free_port()}")
+    try:
+        with pytest.raises(FleetscopeError, match=r"Cannot reach Prometheus.*--prometheus"):
+            api.query("up")
+    finally:
+        api.close()
+
+
+# -- what the reader sees ----------------------------------------------------------------------
+
+
+def _line_with(text: str, needle: str) -> str:
+    return next(line for line in text.splitlines() if needle in line)
+
+
+def test_nodes_table_shows_load_latency_cpu_and_memory_per_node() -> None:
+    text = rendered()
+
+    node_1 = _line_with(text, "node-1 ")
+    assert re.search(r"741\b", node_1)
+    assert "12.3/s" in node_1
+    assert "85.0 ms" in node_1
+    assert "0.42" in node_1
+    assert "150.0 MiB" in node_1
+    node_2 = _line_with(text, "node-2 ")
+    assert "6.5/s" in node_2
+    assert "2.5 GiB" in node_2
+    # No samples for a quantile is "no value", never "nan".
+    assert "nan" not in node_2.lower()
+
+
+def test_slow_queries_show_the_fingerprint_its_numbers_and_normalized_statement() -> None:
+    text = rendered()
+
+    row = _line_with(text, f"{SLOW_FP} ")
+    assert "SELECT shop_review" in row
+    assert "93.7 %" in row
+    assert "288.3 ms" in row
+    assert "1.50 s" in row
+    assert re.search(r"\b13\b", row)
+    assert 'FROM "shop_review"' in text
+    # A fingerprint that never crossed the slow threshold is not a slow query.
+    assert "aaaaaaaaaaaaaaaa" not in text
+
+
+def test_n_plus_one_rows_show_route_fingerprint_count_and_statement() -> None:
+    text = rendered()
+
+    row = _line_with(text, "/products/n-plus-one/")
+    assert N1_FP in row
+    assert "41" in row
+    assert '"shop_review"."product_id" = ?' in text
+
+
+def test_cache_hit_ratio_per_alias_and_node() -> None:
+    text = rendered()
+
+    cache_lines = [line for line in text.splitlines() if "default" in line]
+    assert any("node-1" in line and "93.1 %" in line for line in cache_lines)
+    assert any("node-2" in line and "55.6 %" in line for line in cache_lines)
+
+
+def test_empty_sections_say_what_is_missing() -> None:
+    console = Console(record=True, width=120, color_system=None)
+    render_report(build_report({}, "http://p:9090", "5m", 0.0), console)
+
+    text = console.export_text()
+
+    assert "No node reported requests in this window." in text
+    assert "No statement crossed the slow-query threshold" in text
+    assert "No N+1 pattern detected" in text
+    assert "No cache lookups" in text
+
+
+def test_statements_stay_readable_in_an_80_column_terminal() -> None:
+    text = rendered(width=80)
+
+    assert "SELECT shop_review" in text
+    assert SLOW_FP in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_json_carries_the_same_numbers() -> None:
+    data = json.loads(
+        json.dumps(build_report(canned_results(), "http://127.0.0.1:9090", "60s", 1.0).to_dict())
+    )
+
+    assert data["window"] == "60s"
+    nodes = {row["node"]: row for row in data["nodes"]}
+    assert nodes["node-1"]["requests"] == 741
+    assert nodes["node-1"]["requests_per_s"] == pytest.approx(12.34)
+    assert nodes["node-2"]["p95_latency_s"] is None
+    (slow,) = data["slow_queries"]
+    assert slow["fingerprint"] == SLOW_FP
+    assert slow["statement"] == SLOW_TEXT
+    assert slow["slow_runs"] == pytest.approx(13.2)
+    (n1,) = data["n_plus_one"]
+    assert (n1["route"], n1["fingerprint"], n1["statement"]) == (
+        "/products/n-plus-one/",
+        N1_FP,
+        N1_TEXT,
+    )
+    assert {(c["alias"], c["node"]): c["hit_ratio"] for c in data["cache"]} == {
+        ("default", "node-1"): pytest.approx(0.931),
+        ("default", "node-2"): pytest.approx(0.5556),
+    }
