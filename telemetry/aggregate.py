@@ -30,15 +30,53 @@ Key = tuple[str | int, ...]
 
 # Semantic-convention bucket boundaries for HTTP and DB client durations (seconds).
 DURATION_BOUNDS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
 )
 # Queries are mostly sub-millisecond: finer low buckets so p95 means something.
 QUERY_DURATION_BOUNDS: tuple[float, ...] = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5, 5.0, 10.0,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 CACHE_DURATION_BOUNDS: tuple[float, ...] = (
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
 )
 COUNT_BOUNDS: tuple[float, ...] = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
@@ -52,7 +90,7 @@ class TraceRef:
 
 
 class _HistogramPoint:
-    __slots__ = ("count", "exemplars", "max", "min", "sum", "buckets")
+    __slots__ = ("buckets", "count", "exemplars", "max", "min", "sum")
 
     def __init__(self, n_buckets: int) -> None:
         self.count = 0
@@ -67,8 +105,14 @@ class _HistogramPoint:
 class Instrument:
     """Common shape: a name, a unit, attribute names, and points keyed by attribute values."""
 
-    def __init__(self, name: str, unit: str, description: str, attributes: Sequence[str],
-                 lock: threading.Lock) -> None:
+    def __init__(
+        self,
+        name: str,
+        unit: str,
+        description: str,
+        attributes: Sequence[str],
+        lock: threading.Lock,
+    ) -> None:
         self.name = name
         self.unit = unit
         self.description = description
@@ -86,8 +130,15 @@ class Instrument:
 
 
 class HistogramInstrument(Instrument):
-    def __init__(self, name: str, unit: str, description: str, attributes: Sequence[str],
-                 lock: threading.Lock, bounds: Sequence[float]) -> None:
+    def __init__(
+        self,
+        name: str,
+        unit: str,
+        description: str,
+        attributes: Sequence[str],
+        lock: threading.Lock,
+        bounds: Sequence[float],
+    ) -> None:
         super().__init__(name, unit, description, attributes, lock)
         self.bounds = tuple(bounds)
         self._points: dict[Key, _HistogramPoint] = {}
@@ -118,7 +169,7 @@ class HistogramInstrument(Instrument):
             point = self._points.get(key)
             return None if point is None else (point.count, point.sum, list(point.buckets))
 
-    def keys(self) -> list[Key]:
+    def attribute_sets(self) -> list[Key]:
         with self._lock:
             return list(self._points)
 
@@ -144,16 +195,24 @@ class HistogramInstrument(Instrument):
             ]
         if not points:
             return None
-        data = Histogram(data_points=points,
-                         aggregation_temporality=AggregationTemporality.CUMULATIVE)
+        data = Histogram(
+            data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE
+        )
         return Metric(name=self.name, description=self.description, unit=self.unit, data=data)
 
 
 class SumInstrument(Instrument):
     """A counter (monotonic) or an up-down counter."""
 
-    def __init__(self, name: str, unit: str, description: str, attributes: Sequence[str],
-                 lock: threading.Lock, monotonic: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        unit: str,
+        description: str,
+        attributes: Sequence[str],
+        lock: threading.Lock,
+        monotonic: bool = True,
+    ) -> None:
         super().__init__(name, unit, description, attributes, lock)
         self.monotonic = monotonic
         self._values: dict[Key, int | float] = {}
@@ -182,16 +241,20 @@ class SumInstrument(Instrument):
             ]
         if not points:
             return None
-        data = Sum(data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE,
-                   is_monotonic=self.monotonic)
+        data = Sum(
+            data_points=points,
+            aggregation_temporality=AggregationTemporality.CUMULATIVE,
+            is_monotonic=self.monotonic,
+        )
         return Metric(name=self.name, description=self.description, unit=self.unit, data=data)
 
 
 class InfoInstrument(Instrument):
     """A gauge of value 1 per attribute set: an 'info' series that labels others by join."""
 
-    def __init__(self, name: str, description: str, attributes: Sequence[str],
-                 lock: threading.Lock) -> None:
+    def __init__(
+        self, name: str, description: str, attributes: Sequence[str], lock: threading.Lock
+    ) -> None:
         super().__init__(name, "", description, attributes, lock)
         self._keys: set[Key] = set()
 
@@ -205,12 +268,17 @@ class InfoInstrument(Instrument):
 
     def to_metric(self, start_ns: int, now_ns: int) -> Metric | None:
         with self._lock:
-            points = [NumberDataPoint(self.attributes(key), start_ns, now_ns, 1)
-                      for key in self._keys]
+            points = [
+                NumberDataPoint(self.attributes(key), start_ns, now_ns, 1) for key in self._keys
+            ]
         if not points:
             return None
-        return Metric(name=self.name, description=self.description, unit=self.unit,
-                      data=Gauge(data_points=points))
+        return Metric(
+            name=self.name,
+            description=self.description,
+            unit=self.unit,
+            data=Gauge(data_points=points),
+        )
 
 
 class Aggregator:
@@ -221,22 +289,29 @@ class Aggregator:
         self._instruments: list[Instrument] = []
         self.start_ns = time.time_ns()
 
-    def histogram(self, name: str, unit: str, description: str, attributes: Sequence[str],
-                  bounds: Sequence[float]) -> HistogramInstrument:
+    def histogram(
+        self,
+        name: str,
+        unit: str,
+        description: str,
+        attributes: Sequence[str],
+        bounds: Sequence[float],
+    ) -> HistogramInstrument:
         instrument = HistogramInstrument(name, unit, description, attributes, self._lock, bounds)
         self._instruments.append(instrument)
         return instrument
 
-    def counter(self, name: str, unit: str, description: str,
-                attributes: Sequence[str]) -> SumInstrument:
+    def counter(
+        self, name: str, unit: str, description: str, attributes: Sequence[str]
+    ) -> SumInstrument:
         instrument = SumInstrument(name, unit, description, attributes, self._lock)
         self._instruments.append(instrument)
         return instrument
 
-    def up_down_counter(self, name: str, unit: str, description: str,
-                        attributes: Sequence[str]) -> SumInstrument:
-        instrument = SumInstrument(name, unit, description, attributes, self._lock,
-                                   monotonic=False)
+    def up_down_counter(
+        self, name: str, unit: str, description: str, attributes: Sequence[str]
+    ) -> SumInstrument:
+        instrument = SumInstrument(name, unit, description, attributes, self._lock, monotonic=False)
         self._instruments.append(instrument)
         return instrument
 

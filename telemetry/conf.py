@@ -85,11 +85,11 @@ def build_config(user: dict[str, Any] | None) -> Config:
         node=str(raw["NODE"] or _env("FLEETSCOPE_NODE") or socket.gethostname()),
         endpoint=str(raw["ENDPOINT"] or _env("OTEL_EXPORTER_OTLP_ENDPOINT") or DEFAULT_ENDPOINT),
         protocol=str(raw["PROTOCOL"] or _env("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"),
-        metric_export_interval_ms=int(interval) if interval and interval.isdigit()
+        metric_export_interval_ms=int(interval)
+        if interval and interval.isdigit()
         else int(raw["METRIC_EXPORT_INTERVAL_MS"]),
         sampler=sampler or "parentbased_traceidratio",
-        sampler_arg=_env("OTEL_TRACES_SAMPLER_ARG") if sampler
-        else str(raw["TRACES_SAMPLE_RATE"]),
+        sampler_arg=_env("OTEL_TRACES_SAMPLER_ARG") if sampler else str(raw["TRACES_SAMPLE_RATE"]),
     )
 
 

@@ -27,8 +27,12 @@ from .spans import DeferredSpan, new_child_context
 from .state import RequestState, current_request
 
 # Django vendor -> OTel db.system.name
-DB_SYSTEMS = {"postgresql": "postgresql", "sqlite": "sqlite", "mysql": "mysql",
-              "oracle": "oracle.db"}
+DB_SYSTEMS = {
+    "postgresql": "postgresql",
+    "sqlite": "sqlite",
+    "mysql": "mysql",
+    "oracle": "oracle.db",
+}
 MAX_CACHED_KEYS = 5000
 SLOW_EVENT = "slow query"
 # Statements a profiler issues inside a request (Silk's EXPLAINs and its own bookkeeping
@@ -39,6 +43,7 @@ _TOOLING = re.compile(r'^EXPLAIN\b|["`\s]silk_\w+', re.IGNORECASE)
 
 def is_tooling(statement: Statement) -> bool:
     return bool(_TOOLING.search(statement.text))
+
 
 Execute = Callable[[Any, Any, bool, dict[str, Any]], Any]
 
@@ -57,11 +62,15 @@ class QueryObserver:
         # raw SQL -> (histogram key, statement): the only per-query lookup.
         self._keys: dict[str, tuple[tuple[str, ...], Statement, bool]] = {}
 
-    def __call__(self, execute: Execute, sql: Any, params: Any, many: bool,
-                 context: dict[str, Any]) -> Any:
+    def __call__(
+        self, execute: Execute, sql: Any, params: Any, many: bool, context: dict[str, Any]
+    ) -> Any:
         state = current_request.get()
-        recording = (state.span is not None) if state is not None \
+        recording = (
+            (state.span is not None)
+            if state is not None
             else trace.get_current_span().is_recording()
+        )
         if recording:
             return self._traced(execute, sql, params, many, context, state)
         start = perf_counter()
@@ -87,8 +96,9 @@ class QueryObserver:
         key = (self.system, statement.operation, self.alias, statement.fingerprint)
         return key, statement, not is_tooling(statement)
 
-    def _record(self, sql: Any, duration: float, state: RequestState | None,
-                trace: TraceRef | None) -> None:
+    def _record(
+        self, sql: Any, duration: float, state: RequestState | None, trace: TraceRef | None
+    ) -> None:
         key, statement, counted = self._entry(sql)
         self._duration.record(key, duration, trace)
         if not counted:
@@ -105,8 +115,15 @@ class QueryObserver:
         if duration >= self._slow:
             state.slow.append(fingerprint)
 
-    def _traced(self, execute: Execute, sql: Any, params: Any, many: bool,
-                context: dict[str, Any], state: RequestState | None) -> Any:
+    def _traced(
+        self,
+        execute: Execute,
+        sql: Any,
+        params: Any,
+        many: bool,
+        context: dict[str, Any],
+        state: RequestState | None,
+    ) -> Any:
         """A sampled query: its span is kept as plain data, built by the exporter thread."""
         statement = self._entry(sql)[1]
         error_type = None
@@ -123,15 +140,31 @@ class QueryObserver:
             parent = trace.get_current_span().get_span_context()
             span_context = new_child_context(parent)
             slow = duration >= self._slow
-            self.runtime.emit(DeferredSpan(
-                statement.summary, span_context, parent, start_ns,
-                start_ns + int(duration * 1e9), self._span_attributes(statement),
-                error_type,
-                ((SLOW_EVENT, {"django.db.fingerprint": statement.fingerprint,
-                               "db.client.operation.duration": duration}),) if slow else (),
-            ))
-            self._record(sql, duration, state,
-                         TraceRef(span_context.trace_id, span_context.span_id))
+            self.runtime.emit(
+                DeferredSpan(
+                    statement.summary,
+                    span_context,
+                    parent,
+                    start_ns,
+                    start_ns + int(duration * 1e9),
+                    self._span_attributes(statement),
+                    error_type,
+                    (
+                        (
+                            SLOW_EVENT,
+                            {
+                                "django.db.fingerprint": statement.fingerprint,
+                                "db.client.operation.duration": duration,
+                            },
+                        ),
+                    )
+                    if slow
+                    else (),
+                )
+            )
+            self._record(
+                sql, duration, state, TraceRef(span_context.trace_id, span_context.span_id)
+            )
 
     def _span_attributes(self, statement: Statement) -> dict[str, Any]:
         return {
@@ -155,8 +188,7 @@ def observe(connection: BaseDatabaseWrapper, runtime: Runtime) -> None:
     wrappers.append(QueryObserver(runtime, connection.alias, connection.vendor))
 
 
-def _on_connection_created(sender: object, connection: BaseDatabaseWrapper,
-                           **kwargs: Any) -> None:
+def _on_connection_created(sender: object, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
     runtime = active_runtime()
     if runtime is not None:
         observe(connection, runtime)

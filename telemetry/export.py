@@ -42,8 +42,10 @@ class MergingMetricExporter(MetricExporter):
     """Adds the aggregator's metrics to each SDK export, then hands it to the OTLP exporter."""
 
     def __init__(self, inner: MetricExporter, runtime: Runtime) -> None:
-        super().__init__(preferred_temporality=inner._preferred_temporality,
-                         preferred_aggregation=inner._preferred_aggregation)
+        super().__init__(
+            preferred_temporality=inner._preferred_temporality,
+            preferred_aggregation=inner._preferred_aggregation,
+        )
         self.inner = inner
         self.runtime = runtime
         self.failures = 0
@@ -66,8 +68,9 @@ class MergingMetricExporter(MetricExporter):
             merged.append(ResourceMetrics(resource=resource, scope_metrics=[ours], schema_url=""))
         return MetricsData(resource_metrics=merged)
 
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
-               **kwargs: Any) -> MetricExportResult:
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
         result = self.inner.export(self.merged(metrics_data), timeout_millis=timeout_millis)
         if result is not MetricExportResult.SUCCESS:
             self.failures += 1
@@ -91,20 +94,24 @@ def _otlp_exporters(endpoint: str, protocol: str) -> tuple[SpanExporter, MetricE
         )
 
         insecure = base.startswith("http://")
-        return (GrpcSpanExporter(endpoint=base, insecure=insecure),
-                GrpcMetricExporter(endpoint=base, insecure=insecure))
+        return (
+            GrpcSpanExporter(endpoint=base, insecure=insecure),
+            GrpcMetricExporter(endpoint=base, insecure=insecure),
+        )
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     # Signal-specific OTEL_EXPORTER_OTLP_*_ENDPOINT variables win when set.
     traces = None if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") else f"{base}/v1/traces"
-    metrics_url = (None if os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
-                   else f"{base}/v1/metrics")
+    metrics_url = (
+        None if os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") else f"{base}/v1/metrics"
+    )
     return OTLPSpanExporter(endpoint=traces), OTLPMetricExporter(endpoint=metrics_url)
 
 
-def _add_span_exporter(exporter: SpanExporter, runtime: Runtime,
-                       meter_provider: MeterProvider) -> None:
+def _add_span_exporter(
+    exporter: SpanExporter, runtime: Runtime, meter_provider: MeterProvider
+) -> None:
     queue = int(runtime.config["SPAN_QUEUE_SIZE"])
     # The SDK counts queue drops itself when its internal metrics are on.
     os.environ.setdefault("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
@@ -120,7 +127,8 @@ def start_exporters(runtime: Runtime) -> None:
     span_exporter, metric_exporter = _otlp_exporters(config.endpoint, config.protocol)
     merging = MergingMetricExporter(metric_exporter, runtime)
     reader = PeriodicExportingMetricReader(
-        merging, export_interval_millis=config.metric_export_interval_ms,
+        merging,
+        export_interval_millis=config.metric_export_interval_ms,
     )
     meter_provider = MeterProvider(resource=runtime.resource, metric_readers=[reader])
     runtime.meter_provider = meter_provider
@@ -133,7 +141,9 @@ def start_exporters(runtime: Runtime) -> None:
 
     # Always present, so the SDK side of every export is non-empty and failures are visible.
     meter.create_observable_counter(
-        "fleetscope.export.failures", [export_failures], unit="{export}",
+        "fleetscope.export.failures",
+        [export_failures],
+        unit="{export}",
         description="Metric exports that the collector did not accept.",
     )
     _add_span_exporter(span_exporter, runtime, meter_provider)

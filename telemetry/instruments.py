@@ -30,30 +30,56 @@ class Instruments:
     def __init__(self, aggregator: Aggregator) -> None:
         self.aggregator = aggregator
         self.request_duration = aggregator.histogram(
-            "http.server.request.duration", "s", "Duration of HTTP server requests.",
-            REQUEST_ATTRS, DURATION_BOUNDS)
+            "http.server.request.duration",
+            "s",
+            "Duration of HTTP server requests.",
+            REQUEST_ATTRS,
+            DURATION_BOUNDS,
+        )
         self.active_requests = aggregator.up_down_counter(
-            "http.server.active_requests", "{request}", "Number of active HTTP server requests.",
-            ACTIVE_ATTRS)
+            "http.server.active_requests",
+            "{request}",
+            "Number of active HTTP server requests.",
+            ACTIVE_ATTRS,
+        )
         self.query_duration = aggregator.histogram(
-            "db.client.operation.duration", "s", "Duration of database client operations.",
-            QUERY_ATTRS, QUERY_DURATION_BOUNDS)
+            "db.client.operation.duration",
+            "s",
+            "Duration of database client operations.",
+            QUERY_ATTRS,
+            QUERY_DURATION_BOUNDS,
+        )
         self.statement_info = aggregator.info(
-            "django.db.statement.info", "Normalized text of each statement fingerprint.",
-            STATEMENT_ATTRS)
+            "django.db.statement.info",
+            "Normalized text of each statement fingerprint.",
+            STATEMENT_ATTRS,
+        )
         self.slow_queries = aggregator.counter(
-            "django.db.slow_queries", "{query}", "Queries slower than SLOW_QUERY_MS.",
-            ROUTE_FINGERPRINT_ATTRS)
+            "django.db.slow_queries",
+            "{query}",
+            "Queries slower than SLOW_QUERY_MS.",
+            ROUTE_FINGERPRINT_ATTRS,
+        )
         self.n_plus_one = aggregator.counter(
-            "django.db.n_plus_one", "{detection}",
+            "django.db.n_plus_one",
+            "{detection}",
             "Requests repeating one statement at least N_PLUS_ONE_THRESHOLD times.",
-            ROUTE_FINGERPRINT_ATTRS)
+            ROUTE_FINGERPRINT_ATTRS,
+        )
         self.queries_per_request = aggregator.histogram(
-            "django.db.queries_per_request", "{query}", "SQL queries per request.",
-            ("http.route",), COUNT_BOUNDS)
+            "django.db.queries_per_request",
+            "{query}",
+            "SQL queries per request.",
+            ("http.route",),
+            COUNT_BOUNDS,
+        )
         self.cache_operations = aggregator.counter(
-            "django.cache.operations", "{operation}", "Cache operations by result.",
-            CACHE_OP_ATTRS)
+            "django.cache.operations", "{operation}", "Cache operations by result.", CACHE_OP_ATTRS
+        )
         self.cache_duration = aggregator.histogram(
-            "django.cache.operation.duration", "s", "Duration of cache operations.",
-            CACHE_DURATION_ATTRS, CACHE_DURATION_BOUNDS)
+            "django.cache.operation.duration",
+            "s",
+            "Duration of cache operations.",
+            CACHE_DURATION_ATTRS,
+            CACHE_DURATION_BOUNDS,
+        )

@@ -1,4 +1,4 @@
-"""Per-node load: process CPU, memory, threads, open files and CPython GC, from a maintained library.
+"""Per-node load (process CPU, memory, threads, files, GC) from a maintained library.
 
 opentelemetry-instrumentation-system-metrics reads them through psutil; Fleetscope only
 chooses which ones (DESIGN.md's `process_*` series) and binds them to its meter provider.

@@ -43,8 +43,15 @@ _META_GETTER = _MetaGetter()
 class RequestHandle:
     __slots__ = ("context_token", "method", "span", "start", "state", "state_token")
 
-    def __init__(self, start: float, method: str, span: trace.Span, state: RequestState,
-                 context_token: object, state_token: object) -> None:
+    def __init__(
+        self,
+        start: float,
+        method: str,
+        span: trace.Span,
+        state: RequestState,
+        context_token: object,
+        state_token: object,
+    ) -> None:
         self.start = start
         self.method = method
         self.span = span
@@ -98,31 +105,40 @@ class RequestRecorder:
                 clear_preset(token)
             else:  # no SDK work: a context to propagate the "not sampled" decision
                 span = NonRecordingSpan(
-                    SpanContext(trace_id, getrandbits(64) or 1, False, NOT_SAMPLED))
+                    SpanContext(trace_id, getrandbits(64) or 1, False, NOT_SAMPLED)
+                )
         else:
             span = runtime.tracer.start_span(method, kind=SpanKind.SERVER)
         if span.is_recording():
-            span.set_attributes({
-                "http.request.method": method,
-                "url.path": request.path,
-                "url.scheme": request.scheme or "http",
-            })
+            span.set_attributes(
+                {
+                    "http.request.method": method,
+                    "url.path": request.path,
+                    "url.scheme": request.scheme or "http",
+                }
+            )
             state = RequestState(span, trace_ref(span))
         else:
             state = RequestState(None, None)
         context_token = context.attach(trace.set_span_in_context(span, parent))
         return RequestHandle(start, method, span, state, context_token, current_request.set(state))
 
-    def end(self, handle: RequestHandle, request: HttpRequest,
-            response: HttpResponseBase | None, error: BaseException | None = None) -> None:
+    def end(
+        self,
+        handle: RequestHandle,
+        request: HttpRequest,
+        response: HttpResponseBase | None,
+        error: BaseException | None = None,
+    ) -> None:
         duration = perf_counter() - handle.start
         instruments = self.instruments
         state = handle.state
         route = self.route(request)
         status = response.status_code if response is not None else 500
         if self.own:
-            instruments.request_duration.record((handle.method, route, status), duration,
-                                                state.trace)
+            instruments.request_duration.record(
+                (handle.method, route, status), duration, state.trace
+            )
             instruments.active_requests.add((handle.method,), -1)
         instruments.queries_per_request.record((route,), state.queries)
         threshold = self.runtime.n_plus_one_threshold

@@ -33,16 +33,19 @@ from .spans import DeferredSpan, MaterializingSpanExporter, PresetTraceIdGenerat
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.trace import SpanProcessor
     from opentelemetry.sdk.metrics.export import Metric, MetricExporter
-    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace import SpanProcessor
     from opentelemetry.sdk.trace.export import SpanExporter
 
 logger = logging.getLogger("telemetry")
 
 SAMPLERS = (
-    "always_on", "always_off", "traceidratio",
-    "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio",
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
 )
 
 
@@ -132,8 +135,11 @@ class Runtime:
 
     def _build_tracer(self) -> None:
         self.resource = build_resource(self.config)
-        provider = TracerProvider(sampler=build_sampler(self.config), resource=self.resource,
-                                  id_generator=PresetTraceIdGenerator())
+        provider = TracerProvider(
+            sampler=build_sampler(self.config),
+            resource=self.resource,
+            id_generator=PresetTraceIdGenerator(),
+        )
         self.tracer_provider = provider
         self.tracer = provider.get_tracer("fleetscope.telemetry")
         self.root_sampler = build_root_sampler(self.config)
@@ -148,19 +154,24 @@ class Runtime:
         self.tracer_provider.add_span_processor(processor)
         self._span_processors.append(processor)
 
-    def add_span_exporter(self, exporter: SpanExporter, batch: bool = True,
-                          **batch_options: Any) -> SpanProcessor:
+    def add_span_exporter(
+        self, exporter: SpanExporter, batch: bool = True, **batch_options: Any
+    ) -> SpanProcessor:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
         materializing = MaterializingSpanExporter(exporter, self.resource)
-        processor: SpanProcessor = (BatchSpanProcessor(materializing, **batch_options) if batch
-                                    else SimpleSpanProcessor(materializing))
+        processor: SpanProcessor = (
+            BatchSpanProcessor(materializing, **batch_options)
+            if batch
+            else SimpleSpanProcessor(materializing)
+        )
         self.add_span_processor(processor)
         return processor
 
     def emit(self, span: DeferredSpan) -> None:
         for processor in self._span_processors:
-            processor.on_end(span)  # type: ignore[arg-type]  (materialized at export)
+            # A DeferredSpan, not a ReadableSpan: the exporter materializes it.
+            processor.on_end(span)  # type: ignore[arg-type]
 
     @property
     def started(self) -> bool:

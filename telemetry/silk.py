@@ -155,7 +155,7 @@ def restore_sql_compiler() -> None:
     original = SQLCompiler.__dict__.get("_execute_sql")
     if original is not None:
         SQLCompiler.execute_sql = original  # type: ignore[method-assign]
-        del SQLCompiler._execute_sql
+        delattr(SQLCompiler, "_execute_sql")
 
 
 def python_profiler(request: HttpRequest) -> bool:

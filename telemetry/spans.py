@@ -71,12 +71,28 @@ def clear_preset(token: object) -> None:
 class DeferredSpan:
     """A finished client span kept as plain data until the exporter thread needs it."""
 
-    __slots__ = ("attributes", "context", "end_ns", "error_type", "events", "name", "parent",
-                 "start_ns")
+    __slots__ = (
+        "attributes",
+        "context",
+        "end_ns",
+        "error_type",
+        "events",
+        "name",
+        "parent",
+        "start_ns",
+    )
 
-    def __init__(self, name: str, context: SpanContext, parent: SpanContext, start_ns: int,
-                 end_ns: int, attributes: dict[str, Any], error_type: str | None = None,
-                 events: tuple[tuple[str, dict[str, Any]], ...] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext,
+        start_ns: int,
+        end_ns: int,
+        attributes: dict[str, Any],
+        error_type: str | None = None,
+        events: tuple[tuple[str, dict[str, Any]], ...] = (),
+    ) -> None:
         self.name = name
         self.context = context  # what the span processors look at (trace_flags.sampled)
         self.parent = parent

@@ -27,7 +27,7 @@ CACHES = {
     "sessions": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "s"},
 }
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
-TELEMETRY = {"EXPORT": False}
+TELEMETRY: dict[str, object] = {"EXPORT": False}
 
 # --- Silk (telemetry/silk.py, docs/silk.md). Installed so its tables exist; its middleware is
 # added only by tests/telemetry/test_silk.py (override_settings), so no other test is profiled.

@@ -11,8 +11,14 @@ DATABASES = {
 }
 CACHES = {
     # File-based: shared by the workers, so hits and misses do not depend on which one serves.
-    "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-                "LOCATION": os.path.join(_DIR, "cache")},
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": os.path.join(_DIR, "cache"),
+    },
     "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "local"},
 }
-TELEMETRY = {"SERVICE_NAME": "it-node", "SLOW_QUERY_MS": 50, "N_PLUS_ONE_THRESHOLD": 5}
+TELEMETRY = {
+    "SERVICE_NAME": "it-node",
+    "SLOW_QUERY_MS": 50,
+    "N_PLUS_ONE_THRESHOLD": 5,
+}

@@ -113,8 +113,14 @@ class Node:
 
 
 def start_gunicorn_node(
-    stack: LocalStack, workdir: Path, name: str, settings_module: str, wsgi: str,
-    workers: int = 2, preload: bool = True, env: dict[str, str] | None = None,
+    stack: LocalStack,
+    workdir: Path,
+    name: str,
+    settings_module: str,
+    wsgi: str,
+    workers: int = 2,
+    preload: bool = True,
+    env: dict[str, str] | None = None,
     databases: tuple[str, ...] = ("default", "other"),
 ) -> Node:
     """Migrate, then serve the app with gunicorn, exporting to the stack's collector."""
@@ -136,14 +142,39 @@ def start_gunicorn_node(
     import subprocess
 
     for database in databases:
-        subprocess.run([sys.executable, "-m", "django", "migrate", "--run-syncdb", "-v", "0",
-                        "--database", database], env=node_env, check=True, timeout=120)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "django",
+                "migrate",
+                "--run-syncdb",
+                "-v",
+                "0",
+                "--database",
+                database,
+            ],
+            env=node_env,
+            check=True,
+            timeout=120,
+        )
     port = free_port()
-    args = [sys.executable, "-m", "gunicorn", wsgi, "-b", f"127.0.0.1:{port}",
-            "-w", str(workers), "--graceful-timeout", "5",
-            # gunicorn >= 25.1 opens a control socket at one fixed path per user by default;
-            # several nodes on one machine each need their own.
-            "--control-socket", str(workdir / "gunicorn.ctl")]
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        wsgi,
+        "-b",
+        f"127.0.0.1:{port}",
+        "-w",
+        str(workers),
+        "--graceful-timeout",
+        "5",
+        # gunicorn >= 25.1 opens a control socket at one fixed path per user by default;
+        # several nodes on one machine each need their own.
+        "--control-socket",
+        str(workdir / "gunicorn.ctl"),
+    ]
     if preload:
         args.append("--preload")
     process = ManagedProcess(f"node {name}", args, workdir / "gunicorn.log", env=node_env).start()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,16 @@ VARIABLES = {"service": SERVICE}
 # One round per request kind. Each round reads a fresh key three times on the node's
 # file cache (a miss, then two hits) and makes one hit and one miss on `local`.
 ROUND = [
-    "/hello/", "/items/1/", "/items/2/", "/books/n-plus-one/", "/books/fixed/", "/slow/",
-    "/cached/?key={key}", "/cached/?key={key}", "/cached/?key={key}", "/local-cache/",
+    "/hello/",
+    "/items/1/",
+    "/items/2/",
+    "/books/n-plus-one/",
+    "/books/fixed/",
+    "/slow/",
+    "/cached/?key={key}",
+    "/cached/?key={key}",
+    "/cached/?key={key}",
+    "/local-cache/",
 ]
 ROUNDS = {"node-a": 4, "node-b": 2}
 
@@ -31,8 +39,9 @@ def _seed(workdir: Path) -> None:
     with sqlite3.connect(workdir / "db.sqlite3") as db:
         for i in range(6):
             db.execute("INSERT INTO testapp_author (name) VALUES (?)", (f"author {i}",))
-            db.execute("INSERT INTO testapp_book (author_id, title) VALUES (?, ?)",
-                       (i + 1, f"book {i}"))
+            db.execute(
+                "INSERT INTO testapp_book (author_id, title) VALUES (?, ?)", (i + 1, f"book {i}")
+            )
 
 
 def _play(node: Node, rounds: int, tag: str) -> None:
@@ -44,8 +53,14 @@ def _play(node: Node, rounds: int, tag: str) -> None:
 
 
 def _requests_seen(stack: LocalStack, node: str) -> float | None:
-    return _scalar(stack, f'sum(http_server_request_duration_seconds_count{{job="{SERVICE}", '
-                          f'host_name="{node}"}})')
+    return _scalar(
+        stack,
+        f'sum(http_server_request_duration_seconds_count{{job="{SERVICE}", host_name="{node}"}})',
+    )
+
+
+def _sees(stack: LocalStack, node: str, count: int) -> Callable[[], bool]:
+    return lambda: _requests_seen(stack, node) == count
 
 
 @pytest.fixture(scope="module")
@@ -54,20 +69,25 @@ def fleet(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     try:
         for name in ROUNDS:
             workdir = tmp_path_factory.mktemp(name)
-            nodes.append(start_gunicorn_node(
-                stack, workdir, name, "tests.integration.node_settings",
-                # One worker: series are per worker, and the warm-up must create them all.
-                "tests.integration.node_wsgi:application", workers=1,
-                env={"OTEL_SERVICE_NAME": SERVICE, "OTEL_TRACES_SAMPLER": "always_off"},
-            ))
+            nodes.append(
+                start_gunicorn_node(
+                    stack,
+                    workdir,
+                    name,
+                    "tests.integration.node_settings",
+                    # One worker: series are per worker, and the warm-up must create them all.
+                    "tests.integration.node_wsgi:application",
+                    workers=1,
+                    env={"OTEL_SERVICE_NAME": SERVICE, "OTEL_TRACES_SAMPLER": "always_off"},
+                )
+            )
             _seed(workdir)
         # Warm-up: every series exists in Prometheus before the measured traffic, so rate()
         # sees the measured increase (a series' first sample carries no increase).
         for node in nodes:
             _play(node, 1, "warm")
         for node in nodes:
-            eventually(lambda n=node.name: _requests_seen(stack, n) == len(ROUND),
-                       what=f"warm-up of {node.name} in Prometheus")
+            eventually(_sees(stack, node.name, len(ROUND)), what=f"warm-up of {node.name}")
         import time
 
         time.sleep(3)  # a few more scrapes of the warm-up values
@@ -75,8 +95,7 @@ def fleet(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             _play(node, ROUNDS[node.name], "run")
         for node in nodes:
             total = (1 + ROUNDS[node.name]) * len(ROUND)
-            eventually(lambda n=node.name, t=total: _requests_seen(stack, n) == t,
-                       what=f"{total} requests of {node.name} in Prometheus")
+            eventually(_sees(stack, node.name, total), what=f"{total} requests of {node.name}")
         yield nodes
     finally:
         for node in nodes:
@@ -91,15 +110,17 @@ def _scalar(stack: LocalStack, expr: str) -> float | None:
 def _panel(stack: LocalStack, uid: str, title: str, ref_id: str = "A") -> list[dict[str, Any]]:
     for query in iter_queries(dashboard_models()):
         if (query.dashboard_uid, query.panel_title, query.ref_id) == (uid, title, ref_id):
-            return stack.query(substitute(query.expr, VARIABLES, rate_interval="2m",
-                                          range_="10m"))
+            return stack.query(substitute(query.expr, VARIABLES, rate_interval="2m", range_="10m"))
     raise AssertionError(f"no panel {title!r} on {uid}")
 
 
 def test_every_panel_and_variable_returns_data(stack: LocalStack, fleet: list[Node]) -> None:
     results = check_all(stack.prometheus_url, VARIABLES, rate_interval="2m", range_="10m")
-    problems = [f"{r.dashboard_uid} / {r.panel_title} {r.ref_id}: {r.status} {r.error or ''}"
-                for r in results if not r.ok]
+    problems = [
+        f"{r.dashboard_uid} / {r.panel_title} {r.ref_id}: {r.status} {r.error or ''}"
+        for r in results
+        if not r.ok
+    ]
     assert not problems, "\n".join(problems)
 
 
@@ -107,8 +128,10 @@ def test_cache_hit_ratio_panel_equals_what_the_script_produced(
     stack: LocalStack, fleet: list[Node]
 ) -> None:
     expected = 2 / 3  # default alias: one miss and two hits per measured round
-    by_alias = {s["metric"]["django_cache_alias"]: float(s["value"][1])
-                for s in _panel(stack, "fleetscope-cache", "Hit ratio by alias")}
+    by_alias = {
+        s["metric"]["django_cache_alias"]: float(s["value"][1])
+        for s in _panel(stack, "fleetscope-cache", "Hit ratio by alias")
+    }
     assert by_alias["default"] == pytest.approx(expected, abs=0.01)
     assert by_alias["local"] == pytest.approx(0.5, abs=0.01)
 
@@ -117,8 +140,11 @@ def test_slow_query_table_lists_the_slow_views_fingerprint(
     stack: LocalStack, fleet: list[Node]
 ) -> None:
     info = stack.query(f'django_db_statement_info{{job="{SERVICE}"}}')
-    slow = {s["metric"]["django_db_fingerprint"] for s in info
-            if "WITH RECURSIVE" in s["metric"]["db_query_text"]}
+    slow = {
+        s["metric"]["django_db_fingerprint"]
+        for s in info
+        if "WITH RECURSIVE" in s["metric"]["db_query_text"]
+    }
     assert len(slow) == 1
     rows = _panel(stack, "fleetscope-db", "Slow queries across the fleet", "F")
     counted = {s["metric"]["django_db_fingerprint"]: float(s["value"][1]) for s in rows}
@@ -126,7 +152,9 @@ def test_slow_query_table_lists_the_slow_views_fingerprint(
 
 
 def test_requests_per_node_separates_unequal_loads(stack: LocalStack, fleet: list[Node]) -> None:
-    rates = {s["metric"]["host_name"]: float(s["value"][1])
-             for s in _panel(stack, "fleetscope-fleet", "Requests/s per node")}
+    rates = {
+        s["metric"]["host_name"]: float(s["value"][1])
+        for s in _panel(stack, "fleetscope-fleet", "Requests/s per node")
+    }
     assert set(rates) == set(ROUNDS)
     assert rates["node-a"] > rates["node-b"] > 0

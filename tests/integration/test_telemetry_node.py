@@ -35,8 +35,13 @@ SCRIPT = [
 def node(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     workdir: Path = tmp_path_factory.mktemp("node")
     started = start_gunicorn_node(
-        stack, workdir, "node-it", "tests.integration.node_settings",
-        "tests.integration.node_wsgi:application", workers=2, preload=True,
+        stack,
+        workdir,
+        "node-it",
+        "tests.integration.node_settings",
+        "tests.integration.node_wsgi:application",
+        workers=2,
+        preload=True,
         env={"OTEL_TRACES_SAMPLER": "always_on"},
     )
     try:
@@ -56,8 +61,9 @@ def _seed(workdir: Path) -> None:
     with sqlite3.connect(workdir / "db.sqlite3") as db:
         for i in range(6):
             db.execute("INSERT INTO testapp_author (name) VALUES (?)", (f"author {i}",))
-            db.execute("INSERT INTO testapp_book (author_id, title) VALUES (?, ?)",
-                       (i + 1, f"book {i}"))
+            db.execute(
+                "INSERT INTO testapp_book (author_id, title) VALUES (?, ?)", (i + 1, f"book {i}")
+            )
 
 
 def _value(stack: LocalStack, promql: str, expected: float) -> float:
@@ -78,68 +84,102 @@ def _value(stack: LocalStack, promql: str, expected: float) -> float:
 SEL = 'job="it-node", host_name="node-it"'
 
 
-@pytest.mark.parametrize(("route", "status", "count"), [
-    ("/hello/", "200", 10),
-    ("/items/<int:pk>/", "200", 6),
-    ("unmatched", "404", 3),
-    ("/boom/", "500", 2),
-    ("/books/n-plus-one/", "200", 3),
-    ("/slow/", "200", 2),
-])
-def test_requests_by_route_and_status(stack: LocalStack, node: Node, route: str, status: str,
-                                      count: int) -> None:
-    _value(stack, f'sum(http_server_request_duration_seconds_count{{{SEL}, http_route="{route}",'
-                  f' http_response_status_code="{status}"}})', count)
+@pytest.mark.parametrize(
+    ("route", "status", "count"),
+    [
+        ("/hello/", "200", 10),
+        ("/items/<int:pk>/", "200", 6),
+        ("unmatched", "404", 3),
+        ("/boom/", "500", 2),
+        ("/books/n-plus-one/", "200", 3),
+        ("/slow/", "200", 2),
+    ],
+)
+def test_requests_by_route_and_status(
+    stack: LocalStack, node: Node, route: str, status: str, count: int
+) -> None:
+    _value(
+        stack,
+        f'sum(http_server_request_duration_seconds_count{{{SEL}, http_route="{route}",'
+        f' http_response_status_code="{status}"}})',
+        count,
+    )
 
 
 def test_queries_by_fingerprint(stack: LocalStack, node: Node) -> None:
     # The N+1 view runs 1 list query + 6 author lookups per request, 3 requests.
     author_fp = _fingerprint(stack, 'WHERE "testapp_author"."id" = ?')
-    _value(stack, f'sum(db_client_operation_duration_seconds_count{{{SEL},'
-                  f' django_db_fingerprint="{author_fp}"}})', 18)
+    _value(
+        stack,
+        f"sum(db_client_operation_duration_seconds_count{{{SEL},"
+        f' django_db_fingerprint="{author_fp}"}})',
+        18,
+    )
 
 
 def test_n_plus_one_only_for_the_view_that_causes_it(stack: LocalStack, node: Node) -> None:
     author_fp = _fingerprint(stack, 'WHERE "testapp_author"."id" = ?')
-    _value(stack, f'sum(django_db_n_plus_one_total{{{SEL}, http_route="/books/n-plus-one/",'
-                  f' django_db_fingerprint="{author_fp}"}})', 3)
+    _value(
+        stack,
+        f'sum(django_db_n_plus_one_total{{{SEL}, http_route="/books/n-plus-one/",'
+        f' django_db_fingerprint="{author_fp}"}})',
+        3,
+    )
     # One (fingerprint, route) pair, whichever workers saw it.
-    _value(stack, f'count(count by (django_db_fingerprint, http_route) '
-                  f'(django_db_n_plus_one_total{{{SEL}}})) or vector(0)', 1)
+    _value(
+        stack,
+        f"count(count by (django_db_fingerprint, http_route) "
+        f"(django_db_n_plus_one_total{{{SEL}}})) or vector(0)",
+        1,
+    )
 
 
 def test_slow_queries_for_the_slow_view(stack: LocalStack, node: Node) -> None:
     slow_fp = _fingerprint(stack, "WITH RECURSIVE")
-    _value(stack, f'sum(django_db_slow_queries_total{{{SEL}, http_route="/slow/",'
-                  f' django_db_fingerprint="{slow_fp}"}})', 2)
+    _value(
+        stack,
+        f'sum(django_db_slow_queries_total{{{SEL}, http_route="/slow/",'
+        f' django_db_fingerprint="{slow_fp}"}})',
+        2,
+    )
 
 
 def test_queries_per_request(stack: LocalStack, node: Node) -> None:
-    _value(stack, f'sum(django_db_queries_per_request_sum{{{SEL},'
-                  f' http_route="/books/n-plus-one/"}})', 21)
+    _value(
+        stack,
+        f'sum(django_db_queries_per_request_sum{{{SEL}, http_route="/books/n-plus-one/"}})',
+        21,
+    )
 
 
-@pytest.mark.parametrize(("alias", "operation", "result", "count"), [
-    ("default", "get", "miss", 2),  # alpha once, the canary key once
-    ("default", "get", "hit", 2),
-    ("default", "set", "none", 2),
-    ("local", "get", "hit", 4),
-    ("local", "get", "miss", 4),
-])
-def test_cache_hits_and_misses_per_alias(stack: LocalStack, node: Node, alias: str,
-                                         operation: str, result: str, count: int) -> None:
-    _value(stack, f'sum(django_cache_operations_total{{{SEL}, django_cache_alias="{alias}",'
-                  f' django_cache_operation="{operation}", django_cache_result="{result}"}})',
-           count)
+@pytest.mark.parametrize(
+    ("alias", "operation", "result", "count"),
+    [
+        ("default", "get", "miss", 2),  # alpha once, the canary key once
+        ("default", "get", "hit", 2),
+        ("default", "set", "none", 2),
+        ("local", "get", "hit", 4),
+        ("local", "get", "miss", 4),
+    ],
+)
+def test_cache_hits_and_misses_per_alias(
+    stack: LocalStack, node: Node, alias: str, operation: str, result: str, count: int
+) -> None:
+    _value(
+        stack,
+        f'sum(django_cache_operations_total{{{SEL}, django_cache_alias="{alias}",'
+        f' django_cache_operation="{operation}", django_cache_result="{result}"}})',
+        count,
+    )
 
 
 def test_process_metrics_for_each_worker(stack: LocalStack, node: Node) -> None:
-    _value(stack, f'count(process_memory_usage_bytes{{{SEL}}})', 2)
-    _value(stack, f'count(count by (instance) (process_cpu_time_seconds_total{{{SEL}}}))', 2)
+    _value(stack, f"count(process_memory_usage_bytes{{{SEL}}})", 2)
+    _value(stack, f"count(count by (instance) (process_cpu_time_seconds_total{{{SEL}}}))", 2)
 
 
 def test_every_series_carries_node_identity(stack: LocalStack, node: Node) -> None:
-    eventually(lambda: stack.query(f'django_db_statement_info{{{SEL}}}'), what="statement info")
+    eventually(lambda: stack.query(f"django_db_statement_info{{{SEL}}}"), what="statement info")
     series = _series(stack, '{job="it-node"}')
     assert series
     for labels in series:
@@ -150,10 +190,15 @@ def test_every_series_carries_node_identity(stack: LocalStack, node: Node) -> No
 
 def test_canary_never_leaves_the_node(stack: LocalStack, node: Node) -> None:
     # Wait until the canary requests' spans and metrics have certainly been exported.
-    eventually(lambda: [s for s in stack.spans() if "/authors/literal/" in s["name"]],
-               what="the literal view's span")
-    _value(stack, f'sum(http_server_request_duration_seconds_count{{{SEL},'
-                  f' http_route="/authors/literal/"}})', 1)
+    eventually(
+        lambda: [s for s in stack.spans() if "/authors/literal/" in s["name"]],
+        what="the literal view's span",
+    )
+    _value(
+        stack,
+        f'sum(http_server_request_duration_seconds_count{{{SEL}, http_route="/authors/literal/"}})',
+        1,
+    )
     traces = stack.collector.traces_file.read_text()
     assert "testapp_author" in traces  # the statements are there, normalized
     assert CANARY not in traces
@@ -171,7 +216,7 @@ def _series(stack: LocalStack, match: str) -> list[dict[str, str]]:
 
 def _fingerprint(stack: LocalStack, text_fragment: str) -> str:
     def probe() -> str | None:
-        for series in stack.query(f'django_db_statement_info{{{SEL}}}'):
+        for series in stack.query(f"django_db_statement_info{{{SEL}}}"):
             if text_fragment in series["metric"].get("db_query_text", ""):
                 return str(series["metric"]["django_db_fingerprint"])
         return None
@@ -184,13 +229,20 @@ def test_latency_exemplars_link_to_exported_traces(stack: LocalStack, node: Node
 
     def exemplars() -> list[dict[str, str]]:
         now = time.time()
-        response = httpx.get(f"{stack.prometheus_url}/api/v1/query_exemplars", params={
-            "query": f'http_server_request_duration_seconds_bucket{{{SEL}}}',
-            "start": now - 600, "end": now + 60})
+        response = httpx.get(
+            f"{stack.prometheus_url}/api/v1/query_exemplars",
+            params={
+                "query": f"http_server_request_duration_seconds_bucket{{{SEL}}}",
+                "start": now - 600,
+                "end": now + 60,
+            },
+        )
         return [e["labels"] for group in response.json()["data"] for e in group["exemplars"]]
 
     found = eventually(exemplars, what="exemplars on the request-duration histogram")
     trace_ids = {labels["trace_id"] for labels in found}
     assert trace_ids
-    eventually(lambda: trace_ids <= {span["traceId"] for span in stack.spans()},
-               what="every exemplar's trace in the collector's trace output")
+    eventually(
+        lambda: trace_ids <= {span["traceId"] for span in stack.spans()},
+        what="every exemplar's trace in the collector's trace output",
+    )

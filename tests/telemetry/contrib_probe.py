@@ -48,17 +48,30 @@ def main() -> None:
     client.get("/books/n-plus-one/")
 
     data = reader.get_metrics_data()
-    names = sorted({m.name for rm in (data.resource_metrics if data else [])
-                    for sm in rm.scope_metrics for m in sm.metrics})
+    names = sorted(
+        {
+            m.name
+            for rm in (data.resource_metrics if data else [])
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+        }
+    )
     runtime = get_runtime()
-    print(json.dumps({
-        "middleware": list(settings.MIDDLEWARE),
-        "span_routes": sorted(str((s.attributes or {}).get("http.route")) for s in
-                              spans.get_finished_spans() if s.kind == trace.SpanKind.SERVER),
-        "sdk_metrics": names,
-        "own_request_points": len(runtime.instruments.request_duration.keys()),
-        "n_plus_one": [[list(k), v] for k, v in runtime.instruments.n_plus_one.items()],
-    }))
+    print(
+        json.dumps(
+            {
+                "middleware": list(settings.MIDDLEWARE),
+                "span_routes": sorted(
+                    str((s.attributes or {}).get("http.route"))
+                    for s in spans.get_finished_spans()
+                    if s.kind == trace.SpanKind.SERVER
+                ),
+                "sdk_metrics": names,
+                "own_request_points": len(runtime.instruments.request_duration.attribute_sets()),
+                "n_plus_one": [[list(k), v] for k, v in runtime.instruments.n_plus_one.items()],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -2,5 +2,8 @@
 
 from tests.settings import *  # noqa: F403
 
-TELEMETRY = {"EXPORT": False, "REQUEST_INSTRUMENTATION": "opentelemetry-instrumentation-django",
-             "TRACES_SAMPLE_RATE": 1.0}
+TELEMETRY = {
+    "EXPORT": False,
+    "REQUEST_INSTRUMENTATION": "opentelemetry-instrumentation-django",
+    "TRACES_SAMPLE_RATE": 1.0,
+}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from opentelemetry.sdk.metrics.export import AggregationTemporality, Histogram, Sum
 
 from telemetry.aggregate import Aggregator, TraceRef
@@ -42,7 +44,7 @@ def test_counters_are_cumulative_and_up_down_counters_are_not_monotonic() -> Non
     counter.add(("a",), 2)
     active.add(("GET",), 1)
     active.add(("GET",), -1)
-    by_name = {m.name: m for m in aggregator.collect()}
+    by_name: dict[str, Any] = {m.name: m for m in aggregator.collect()}
     assert isinstance(by_name["c"].data, Sum) and by_name["c"].data.is_monotonic
     assert by_name["c"].data.data_points[0].value == 3
     assert not by_name["a"].data.is_monotonic

@@ -125,7 +125,7 @@ async def _aoutcome(call: Callable[[], Any]) -> Outcome:
 
 def _counts(rt: Runtime) -> Counter[Any]:
     counts: Counter[Any] = Counter(dict(rt.instruments.cache_operations.items()))
-    recorded = rt.instruments.cache_duration.keys()
+    recorded = rt.instruments.cache_duration.attribute_sets()
     for key in recorded:
         snapshot = rt.instruments.cache_duration.snapshot(key)
         assert snapshot is not None
@@ -235,13 +235,23 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def memcached_location() -> Iterator[str]:
     if not os.access(MEMCACHED, os.X_OK) or importlib.util.find_spec("pymemcache") is None:
-        pytest.fail(f"memcached tests need {MEMCACHED} (apt-get install memcached) and pymemcache "
-                    "(the dev extra); `make test` installs both.")
+        pytest.fail(
+            f"memcached tests need {MEMCACHED} (apt-get install memcached) and pymemcache "
+            "(the dev extra); `make test` installs both."
+        )
     port = _free_port()
     process = subprocess.Popen(
         # memcached refuses to run as root unless told which user to be.
-        [MEMCACHED, "-l", "127.0.0.1", "-p", str(port), "-U", "0",
-         *(["-u", "root"] if os.geteuid() == 0 else [])],
+        [
+            MEMCACHED,
+            "-l",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "0",
+            *(["-u", "root"] if os.geteuid() == 0 else []),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -50,8 +50,14 @@ def test_sampler_argument_from_environment(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_unknown_keys_and_modes_are_reported() -> None:
-    ids = _ids(TELEMETRY={"EXPORT": False, "SLOW_QUERY": 5,
-                          "REQUEST_INSTRUMENTATION": "magic", "PROTOCOL": "udp"})
+    ids = _ids(
+        TELEMETRY={
+            "EXPORT": False,
+            "SLOW_QUERY": 5,
+            "REQUEST_INSTRUMENTATION": "magic",
+            "PROTOCOL": "udp",
+        }
+    )
     assert sorted(ids) == ["telemetry.E003", "telemetry.E004", "telemetry.W003"]
 
 
@@ -61,4 +67,5 @@ def test_bad_numbers_are_errors() -> None:
 
 def test_unknown_cache_alias_warns() -> None:
     assert _ids(TELEMETRY={"EXPORT": False, "CACHE_ALIASES": ["default", "nope"]}) == [
-        "telemetry.W004"]
+        "telemetry.W004"
+    ]

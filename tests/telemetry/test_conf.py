@@ -9,8 +9,13 @@ from telemetry.conf import DEFAULTS, build_config, get_config
 
 
 def test_defaults_apply_when_nothing_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER",
-                 "OTEL_METRIC_EXPORT_INTERVAL", "FLEETSCOPE_NODE"):
+    for name in (
+        "OTEL_SERVICE_NAME",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_METRIC_EXPORT_INTERVAL",
+        "FLEETSCOPE_NODE",
+    ):
         monkeypatch.delenv(name, raising=False)
     config = build_config(None)
     assert config.service_name == DEFAULTS["SERVICE_NAME"]

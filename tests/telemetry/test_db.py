@@ -26,7 +26,7 @@ def books() -> None:
 
 def _queries_by_fingerprint(rt: Runtime) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for key in rt.instruments.query_duration.keys():
+    for key in rt.instruments.query_duration.attribute_sets():
         snapshot = rt.instruments.query_duration.snapshot(key)
         assert snapshot is not None
         counts[str(key[3])] = counts.get(str(key[3]), 0) + snapshot[0]
@@ -50,7 +50,7 @@ def test_queries_are_counted_per_fingerprint_across_literals(rt: Runtime) -> Non
 def test_every_alias_is_instrumented(rt: Runtime) -> None:
     with connections["other"].cursor() as cursor:
         cursor.execute("SELECT 1")
-    assert any(key[2] == "other" for key in rt.instruments.query_duration.keys())
+    assert any(key[2] == "other" for key in rt.instruments.query_duration.attribute_sets())
 
 
 def test_queries_outside_requests_and_in_threads_are_seen(rt: Runtime) -> None:
@@ -62,7 +62,7 @@ def test_queries_outside_requests_and_in_threads_are_seen(rt: Runtime) -> None:
     thread = threading.Thread(target=work)
     thread.start()
     thread.join()
-    assert any(key[2] == "other" for key in rt.instruments.query_duration.keys())
+    assert any(key[2] == "other" for key in rt.instruments.query_duration.attribute_sets())
 
 
 def test_n_plus_one_is_detected_once_per_request_and_fingerprint(rt: Runtime, books: None) -> None:
@@ -75,7 +75,8 @@ def test_n_plus_one_is_detected_once_per_request_and_fingerprint(rt: Runtime, bo
     assert route == "/books/n-plus-one/"
     assert count == 2
     assert "testapp_author" in next(
-        s.text for s in rt.catalog.statements() if s.fingerprint == fingerprint)
+        s.text for s in rt.catalog.statements() if s.fingerprint == fingerprint
+    )
 
 
 def test_fixed_twin_is_not_an_n_plus_one(rt: Runtime, books: None) -> None:
@@ -136,8 +137,11 @@ def test_no_literal_or_parameter_leaves_the_process(
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM testapp_author WHERE name = '{CANARY}'")
     exported = repr([m for m in rt.collect_metrics()]) + repr(
-        [(s.name, s.attributes, [e.attributes for e in s.events])
-         for s in spans.get_finished_spans()])
+        [
+            (s.name, s.attributes, [e.attributes for e in s.events])
+            for s in spans.get_finished_spans()
+        ]
+    )
     assert "testapp_author" in exported
     assert CANARY not in exported
 
@@ -148,11 +152,15 @@ def test_failing_query_span_carries_the_error_type_not_the_message(
     rt = make_runtime(TRACES_SAMPLE_RATE=1.0)
     from django.db import DatabaseError
 
-    with rt.tracer.start_as_current_span("job"), pytest.raises(DatabaseError), \
-            connection.cursor() as cursor:
+    with (
+        rt.tracer.start_as_current_span("job"),
+        pytest.raises(DatabaseError),
+        connection.cursor() as cursor,
+    ):
         cursor.execute("SELECT * FROM testapp_author WHERE name = %s AND nope = 1", [CANARY])
-    (span,) = [s for s in spans.get_finished_spans() if s.attributes
-               and "error.type" in s.attributes]
+    (span,) = [
+        s for s in spans.get_finished_spans() if s.attributes and "error.type" in s.attributes
+    ]
     assert span.attributes is not None
     assert span.attributes["error.type"] == "OperationalError"
     assert not [e for e in span.events if e.name == "exception"]
@@ -164,7 +172,7 @@ def test_fingerprint_overflow_goes_to_other(make_runtime: Any) -> None:
     with connection.cursor() as cursor:
         for column in ("1", "2", "3", "4"):
             cursor.execute(f"SELECT {column} AS c{column}")
-    fingerprints = {str(key[3]) for key in rt.instruments.query_duration.keys()}
+    fingerprints = {str(key[3]) for key in rt.instruments.query_duration.attribute_sets()}
     assert "other" in fingerprints
     assert len(fingerprints) == 3
 

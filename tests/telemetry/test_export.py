@@ -23,8 +23,9 @@ class Capture(MetricExporter):
         self.batches: list[MetricsData] = []
         self.result = result
 
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
-               **kwargs: Any) -> MetricExportResult:
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
         self.batches.append(metrics_data)
         return self.result
 
@@ -60,12 +61,19 @@ def test_statement_info_is_exported_for_each_known_fingerprint() -> None:
     capture = Capture()
     MergingMetricExporter(capture, runtime).export(MetricsData(resource_metrics=[]))
     (batch,) = capture.batches
-    info = next(m for rm in batch.resource_metrics for sm in rm.scope_metrics
-                for m in sm.metrics if m.name == "django.db.statement.info")
+    info = next(
+        m
+        for rm in batch.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "django.db.statement.info"
+    )
     (point,) = info.data.data_points
-    assert point.attributes == {"django.db.fingerprint": statement.fingerprint,
-                                "db.query.summary": statement.summary,
-                                "db.query.text": statement.text}
+    assert point.attributes == {
+        "django.db.fingerprint": statement.fingerprint,
+        "db.query.summary": statement.summary,
+        "db.query.text": statement.text,
+    }
     assert "42" not in statement.text
 
 

@@ -13,8 +13,11 @@ from telemetry.runtime import ConfigurationError, Runtime, build_sampler
 
 def test_resource_carries_node_identity(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "team=payments")
-    runtime = Runtime(build_config({"EXPORT": False, "NODE": "node-2", "SERVICE_NAME": "shop",
-                                    "ENVIRONMENT": "demo"}))
+    runtime = Runtime(
+        build_config(
+            {"EXPORT": False, "NODE": "node-2", "SERVICE_NAME": "shop", "ENVIRONMENT": "demo"}
+        )
+    )
     attributes = runtime.resource.attributes
     assert attributes["service.name"] == "shop"
     assert attributes["host.name"] == "node-2"

@@ -14,9 +14,9 @@ from collector.process import free_port
 def test_prints_configuration_and_fails_when_the_endpoint_is_down() -> None:
     out = StringIO()
     endpoint = f"http://127.0.0.1:{free_port()}"
-    with override_settings(TELEMETRY={"EXPORT": False, "ENDPOINT": endpoint, "NODE": "node-7"}):
-        with pytest.raises(CommandError, match="does not answer"):
-            call_command("telemetry_check", stdout=out)
+    telemetry = {"EXPORT": False, "ENDPOINT": endpoint, "NODE": "node-7"}
+    with override_settings(TELEMETRY=telemetry), pytest.raises(CommandError, match="answer"):
+        call_command("telemetry_check", stdout=out)
     text = out.getvalue()
     assert "node-7" in text
     assert endpoint in text

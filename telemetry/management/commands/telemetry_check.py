@@ -57,8 +57,9 @@ def probe_endpoint(endpoint: str, protocol: str) -> tuple[bool, str]:
             return False, f"unreachable ({exc})"
     url = endpoint.rstrip("/") + "/v1/metrics"
     try:
-        response = httpx.post(url, content=b"", timeout=3,
-                              headers={"Content-Type": "application/x-protobuf"})
+        response = httpx.post(
+            url, content=b"", timeout=3, headers={"Content-Type": "application/x-protobuf"}
+        )
     except httpx.HTTPError as exc:
         return False, f"unreachable ({exc.__class__.__name__}: {exc})"
     if response.status_code < 400:

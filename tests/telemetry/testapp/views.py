@@ -61,7 +61,8 @@ def slow(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute(
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < %s) "
-            "SELECT COUNT(*) FROM c", [1_000_000]
+            "SELECT COUNT(*) FROM c",
+            [1_000_000],
         )
         (count,) = cursor.fetchone()
     return JsonResponse({"count": count})
