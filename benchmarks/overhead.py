@@ -19,16 +19,29 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-CONFIGS = ("bare", "fleetscope", "fleetscope-sampled", "otel", "otel-sampled", "django-prometheus")
+CONFIGS = (
+    "bare",
+    "bare-auth",
+    "fleetscope",
+    "fleetscope-sampled",
+    "fleetscope-silk",
+    "otel",
+    "otel-sampled",
+    "django-prometheus",
+)
 LABELS = {
     "bare": "bare Django",
+    "bare-auth": "bare Django + sessions/auth",
     "fleetscope": "Fleetscope (unsampled)",
     "fleetscope-sampled": "Fleetscope (sampled)",
+    "fleetscope-silk": "Fleetscope + Silk, unprofiled (vs sessions/auth baseline)",
     "otel": "stock OTel (unsampled)",
     "otel-sampled": "stock OTel (sampled)",
     "django-prometheus": "django-prometheus",
 }
 QUERIES_PER_VIEW = 10
+# Overhead is measured against the bare configuration with the same Django middleware.
+BASELINES = {"fleetscope-silk": "bare-auth"}
 console = Console(stderr=True)
 
 
@@ -77,9 +90,11 @@ def measure(rounds: int, requests: int, batches: int) -> dict[str, dict[str, flo
 
 
 def overheads(best: dict[str, dict[str, float]]) -> list[Overhead]:
-    bare = best["bare"]
     rows = []
-    for config in CONFIGS[1:]:
+    for config in CONFIGS:
+        if config.startswith("bare"):
+            continue
+        bare = best[BASELINES.get(config, "bare")]
         times = best[config]
         request = times["/hello/"] - bare["/hello/"]
         sql = times["/sql/"] - bare["/sql/"]
@@ -97,9 +112,10 @@ def overheads(best: dict[str, dict[str, float]]) -> list[Overhead]:
 def verdicts(rows: list[Overhead]) -> list[tuple[str, float, float, bool]]:
     """(target, measured, limit, met) for the targets of the telemetry issue."""
     by = {row.config: row for row in rows}
-    fs, fss, prom, otel_s = (
+    fs, fss, silk, prom, otel_s = (
         by["fleetscope"],
         by["fleetscope-sampled"],
+        by["fleetscope-silk"],
         by["django-prometheus"],
         by["otel-sampled"],
     )
@@ -108,6 +124,16 @@ def verdicts(rows: list[Overhead]) -> list[tuple[str, float, float, bool]]:
         ("unsampled per-query <= 1/2 of django-prometheus", fs.query_us, prom.query_us / 2),
         ("sampled per-request <= 1/2 of stock OTel sampled", fss.request_us, otel_s.request_us / 2),
         ("sampled per-query <= 1/2 of stock OTel sampled", fss.query_us, otel_s.query_us / 2),
+        (
+            "with Silk, unprofiled per-request <= 1/3 of django-prometheus",
+            silk.request_us,
+            prom.request_us / 3,
+        ),
+        (
+            "with Silk, unprofiled per-query <= 1/2 of django-prometheus",
+            silk.query_us,
+            prom.query_us / 2,
+        ),
     ]
     return [(name, measured, limit, measured <= limit) for name, measured, limit in targets]
 
@@ -118,11 +144,12 @@ def markdown(best: dict[str, dict[str, float]], rows: list[Overhead]) -> str:
         "| overhead µs/request | overhead µs/query | overhead on mixed view µs |",
         "|---|---|---|---|---|---|---|",
     ]
-    bare = best["bare"]
-    lines.append(
-        f"| bare Django | {bare['/hello/']:.1f} | {bare['/sql/']:.1f} | "
-        f"{bare['/mixed/']:.1f} | - | - | - |"
-    )
+    for baseline in ("bare", "bare-auth"):
+        bare = best[baseline]
+        lines.append(
+            f"| {LABELS[baseline]} | {bare['/hello/']:.1f} | {bare['/sql/']:.1f} | "
+            f"{bare['/mixed/']:.1f} | - | - | - |"
+        )
     for row in rows:
         t = best[row.config]
         lines.append(

@@ -22,7 +22,26 @@ if CONFIG.startswith("fleetscope"):
         "EXPORT": False,  # the harness adds discarding exporters: same queueing cost, no I/O
         "TRACES_SAMPLE_RATE": 1.0 if CONFIG.endswith("sampled") else 0.0,
         "PROCESS_METRICS": False,
+        "SILK_RATE": 0.0,
     }
+if CONFIG in ("bare-auth", "fleetscope-silk"):
+    # Silk's staff-only access needs sessions and auth; its baseline has them too.
+    INSTALLED_APPS += ["django.contrib.auth", "django.contrib.sessions"]
+    MIDDLEWARE += [
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+    ]
+if CONFIG == "fleetscope-silk":
+    # Silk installed the way docs/silk.md says; these requests are not profiled.
+    from telemetry.silk import python_profiler, should_profile
+
+    INSTALLED_APPS += ["silk"]
+    MIDDLEWARE += ["silk.middleware.SilkyMiddleware"]
+    SILKY_INTERCEPT_FUNC = should_profile
+    SILKY_PYTHON_PROFILER_FUNC = python_profiler
+    SILKY_AUTHENTICATION = True
+    SILKY_AUTHORISATION = True
+    SILKY_MAX_RECORDED_REQUESTS_CHECK_PERCENT = 0
 elif CONFIG == "django-prometheus":
     INSTALLED_APPS.append("django_prometheus")
     MIDDLEWARE = [

@@ -40,8 +40,8 @@ class LocalStack:
         assert body["status"] == "success", body
         return list(body["data"]["result"])
 
-    def spans(self) -> Iterator[dict[str, Any]]:
-        """Every span the collector's file exporter wrote so far."""
+    def spans(self, service: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every span the collector's file exporter wrote so far (of one service if given)."""
         path = self.collector.traces_file
         if not path.exists():
             return
@@ -49,12 +49,21 @@ class LocalStack:
             if not line.strip():
                 continue
             for resource_spans in json.loads(line).get("resourceSpans", []):
+                if service is not None and service != _service_of(resource_spans):
+                    continue
                 for scope_spans in resource_spans.get("scopeSpans", []):
                     yield from scope_spans.get("spans", [])
 
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
+
+
+def _service_of(resource_spans: dict[str, Any]) -> str | None:
+    for attribute in resource_spans.get("resource", {}).get("attributes", []):
+        if attribute["key"] == "service.name":
+            return str(attribute["value"].get("stringValue"))
+    return None
 
 
 def start_stack(workdir: Path, scrape_interval: str = "1s") -> LocalStack:
@@ -122,8 +131,10 @@ def start_gunicorn_node(
     preload: bool = True,
     env: dict[str, str] | None = None,
     databases: tuple[str, ...] = ("default", "other"),
+    server: str = "gunicorn",
 ) -> Node:
-    """Migrate, then serve the app with gunicorn, exporting to the stack's collector."""
+    """Migrate, then serve the app (gunicorn WSGI, or uvicorn ASGI when server="uvicorn"),
+    exporting to the stack's collector."""
     import os
     import sys
 
@@ -159,6 +170,29 @@ def start_gunicorn_node(
             timeout=120,
         )
     port = free_port()
+    if server == "uvicorn":
+        args = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            wsgi,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+        ]
+        process = ManagedProcess(
+            f"node {name}", args, workdir / "uvicorn.log", env=node_env
+        ).start()
+        try:
+            process.wait_ready(port_open(port), timeout=60)
+        except BaseException:
+            process.stop()
+            raise
+        return Node(name, f"http://127.0.0.1:{port}", process)
     args = [
         sys.executable,
         "-m",
@@ -184,3 +218,15 @@ def start_gunicorn_node(
         process.stop()
         raise
     return Node(name, f"http://127.0.0.1:{port}", process)
+
+
+def seed_books(workdir: Path, count: int = 6) -> None:
+    """Authors and one book each in a test node's database: the N+1 views' data."""
+    import sqlite3
+
+    with sqlite3.connect(workdir / "db.sqlite3") as db:
+        for i in range(count):
+            db.execute("INSERT INTO testapp_author (name) VALUES (?)", (f"author {i}",))
+            db.execute(
+                "INSERT INTO testapp_book (author_id, title) VALUES (?, ?)", (i + 1, f"book {i}")
+            )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,7 +11,7 @@ import pytest
 from dashboards.build import dashboard_models
 from dashboards.check import check_all, iter_queries, substitute
 
-from .stack import LocalStack, Node, eventually, start_gunicorn_node
+from .stack import LocalStack, Node, eventually, seed_books, start_gunicorn_node
 
 SERVICE = "dash-fleet"
 VARIABLES = {"service": SERVICE}
@@ -31,17 +30,6 @@ ROUND = [
     "/local-cache/",
 ]
 ROUNDS = {"node-a": 4, "node-b": 2}
-
-
-def _seed(workdir: Path) -> None:
-    import sqlite3
-
-    with sqlite3.connect(workdir / "db.sqlite3") as db:
-        for i in range(6):
-            db.execute("INSERT INTO testapp_author (name) VALUES (?)", (f"author {i}",))
-            db.execute(
-                "INSERT INTO testapp_book (author_id, title) VALUES (?, ?)", (i + 1, f"book {i}")
-            )
 
 
 def _play(node: Node, rounds: int, tag: str) -> None:
@@ -81,7 +69,7 @@ def fleet(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                     env={"OTEL_SERVICE_NAME": SERVICE, "OTEL_TRACES_SAMPLER": "always_off"},
                 )
             )
-            _seed(workdir)
+            seed_books(workdir)
         # Warm-up: every series exists in Prometheus before the measured traffic, so rate()
         # sees the measured increase (a series' first sample carries no increase).
         for node in nodes:

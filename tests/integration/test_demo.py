@@ -1,9 +1,10 @@
 """`fleetscope demo` for real: two gunicorn nodes under locust, the real collector and Prometheus.
 
-One short demo (2 nodes, 30 s of load, SQLite and the local-memory cache, free ports) runs
-once for the module through the CLI, exactly as a user runs it; the tests then check that
-its report agrees with what locust sent and shows what the shop is built to show, and that
-`fleetscope demo down` leaves nothing of it running.
+One short demo (2 nodes, 30 s of load, free ports) runs through the CLI exactly as a user
+runs it, once on SQLite with the local-memory cache and once on a throwaway PostgreSQL
+cluster with a Redis cache (the distribution packages `make test` installs); the tests
+then check that its report agrees with what locust sent and shows what the shop is built
+to show, and that `fleetscope demo down` leaves nothing of it running.
 """
 
 from __future__ import annotations
@@ -59,12 +60,20 @@ def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
-    workdir = tmp_path_factory.mktemp("demo")
+@pytest.fixture(
+    scope="module",
+    params=[("sqlite", "locmem"), ("postgres", "redis")],
+    ids=["sqlite-locmem", "postgres-redis"],
+)
+def demo(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[DemoRun]:
+    db, cache = request.param
+    workdir = tmp_path_factory.mktemp(f"demo-{db}")
     try:
         up = _run(
             "up",
+            *("--db", db, "--cache", cache),
             *("--nodes", "2", "--workers", "2", "--users", "6"),
             *("--duration", str(DURATION_S), "--free-ports", "--keep", "--json"),
             *("--export-interval-ms", "1000", "--scrape-interval", "1"),

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .stack import LocalStack, Node, eventually, start_gunicorn_node
+from .stack import LocalStack, Node, eventually, seed_books, start_gunicorn_node
 
 CANARY = "canary-5e1d7b-topsecret"
 HEADERS = {"X-Api-Key": CANARY, "Authorization": f"Bearer {CANARY}"}
@@ -46,24 +46,13 @@ def node(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     )
     try:
         with httpx.Client(base_url=started.url, headers=HEADERS, timeout=30) as client:
-            _seed(workdir)  # authors and books for the N+1 views
+            seed_books(workdir)  # authors and books for the N+1 views
             for path, status, times in SCRIPT:
                 for _ in range(times):
                     assert client.get(path).status_code == status, path
         yield started
     finally:
         started.process.stop()
-
-
-def _seed(workdir: Path) -> None:
-    import sqlite3
-
-    with sqlite3.connect(workdir / "db.sqlite3") as db:
-        for i in range(6):
-            db.execute("INSERT INTO testapp_author (name) VALUES (?)", (f"author {i}",))
-            db.execute(
-                "INSERT INTO testapp_book (author_id, title) VALUES (?, ?)", (i + 1, f"book {i}")
-            )
 
 
 def _value(stack: LocalStack, promql: str, expected: float) -> float:
