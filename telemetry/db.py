@@ -200,11 +200,3 @@ def instrument_databases() -> None:
     if runtime is not None:
         for connection in connections.all(initialized_only=True):
             observe(connection, runtime)
-
-
-def uninstrument_databases() -> None:
-    connection_created.disconnect(dispatch_uid="fleetscope-telemetry-db")
-    for connection in connections.all(initialized_only=True):
-        connection.execute_wrappers[:] = [
-            w for w in connection.execute_wrappers if not isinstance(w, QueryObserver)
-        ]

@@ -68,6 +68,8 @@ class RequestRecorder:
         self.instruments = runtime.instruments
         self.own = own_spans_and_metrics
         self._routes: dict[str, str] = {}
+        # Attribute keys of the active-requests counter, built once per method.
+        self._method_keys = {m: (m,) for m in (*KNOWN_METHODS, OTHER_METHOD)}
 
     def route(self, request: HttpRequest) -> str:
         match = getattr(request, "resolver_match", None)
@@ -91,7 +93,7 @@ class RequestRecorder:
             recording = span if span.is_recording() else None
             state = RequestState(recording, trace_ref(span) if recording else None)
             return RequestHandle(start, method, span, state, None, current_request.set(state))
-        self.instruments.active_requests.add((method,), 1)
+        self.instruments.active_requests.add(self._method_keys[method], 1)
         parent = None
         root = runtime.root_sampler
         if "HTTP_TRACEPARENT" in request.META:
@@ -139,7 +141,7 @@ class RequestRecorder:
             instruments.request_duration.record(
                 (handle.method, route, status), duration, state.trace
             )
-            instruments.active_requests.add((handle.method,), -1)
+            instruments.active_requests.add(self._method_keys[handle.method], -1)
         instruments.queries_per_request.record((route,), state.queries)
         threshold = self.runtime.n_plus_one_threshold
         for fingerprint, count in state.repeats.items():

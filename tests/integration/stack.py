@@ -141,15 +141,15 @@ def start_gunicorn_node(
     from collector.process import free_port
 
     workdir.mkdir(parents=True, exist_ok=True)
-    node_env = dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE=settings_module,
-        FLEETSCOPE_TEST_NODE_DIR=str(workdir),
-        FLEETSCOPE_NODE=name,
-        OTEL_EXPORTER_OTLP_ENDPOINT=stack.otlp_endpoint,
-        OTEL_METRIC_EXPORT_INTERVAL="1000",
-        **(env or {}),
-    )
+    node_env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": settings_module,
+        "FLEETSCOPE_TEST_NODE_DIR": str(workdir),
+        "FLEETSCOPE_NODE": name,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": stack.otlp_endpoint,
+        "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+        **(env or {}),  # a test's own settings win
+    }
     import subprocess
 
     for database in databases:

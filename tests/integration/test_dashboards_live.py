@@ -112,6 +112,36 @@ def test_every_panel_and_variable_returns_data(stack: LocalStack, fleet: list[No
     assert not problems, "\n".join(problems)
 
 
+def test_dashboards_check_command_passes_on_the_live_fleet(
+    stack: LocalStack, fleet: list[Node]
+) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fleetscope",
+            "dashboards",
+            "check",
+            "--prometheus",
+            stack.prometheus_url,
+            "--var",
+            f"service={SERVICE}",
+            "--rate-interval",
+            "2m",
+            "--range",
+            "10m",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "Requests/s per node" in result.stdout
+
+
 def test_cache_hit_ratio_panel_equals_what_the_script_produced(
     stack: LocalStack, fleet: list[Node]
 ) -> None:

@@ -1,4 +1,5 @@
-"""The app under the other servers a fleet runs: uvicorn (ASGI) and gunicorn without --preload."""
+"""The app under the other setups a fleet runs: uvicorn (ASGI), gunicorn without --preload,
+and export over OTLP/gRPC instead of the default OTLP/HTTP."""
 
 from __future__ import annotations
 
@@ -10,16 +11,26 @@ import pytest
 from .stack import LocalStack, eventually, start_gunicorn_node
 
 CASES = {
-    # name: (server, entry point, preload)
-    "uvicorn": ("uvicorn", "tests.integration.node_asgi:application", False),
-    "gunicorn-no-preload": ("gunicorn", "tests.integration.node_wsgi:application", False),
+    # name: (server, entry point, preload, OTLP protocol)
+    "uvicorn": ("uvicorn", "tests.integration.node_asgi:application", False, "http/protobuf"),
+    "gunicorn-no-preload": (
+        "gunicorn",
+        "tests.integration.node_wsgi:application",
+        False,
+        "http/protobuf",
+    ),
+    "otlp-grpc": ("gunicorn", "tests.integration.node_wsgi:application", True, "grpc"),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_requests_and_process_metrics_arrive(stack: LocalStack, tmp_path: Path, case: str) -> None:
-    server, entry, preload = CASES[case]
+    server, entry, preload, protocol = CASES[case]
     service = f"it-{case}"
+    ports = stack.collector.ports
+    endpoint = (
+        f"http://{ports.host}:{ports.otlp_grpc}" if protocol == "grpc" else stack.otlp_endpoint
+    )
     node = start_gunicorn_node(
         stack,
         tmp_path,
@@ -29,7 +40,12 @@ def test_requests_and_process_metrics_arrive(stack: LocalStack, tmp_path: Path, 
         workers=1,
         preload=preload,
         server=server,
-        env={"OTEL_SERVICE_NAME": service, "OTEL_TRACES_SAMPLER": "always_on"},
+        env={
+            "OTEL_SERVICE_NAME": service,
+            "OTEL_TRACES_SAMPLER": "always_on",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        },
     )
     try:
         with httpx.Client(base_url=node.url, timeout=30) as client:
