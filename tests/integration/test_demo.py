@@ -38,13 +38,17 @@ from demo_fleet.state import (
 FLEETSCOPE = [sys.executable, "-m", "fleetscope"]
 NODES = ("node-1", "node-2")
 USERS = {"node-1": 4, "node-2": 2}  # what --users 6 splits into over two nodes (2:1)
-DURATION_S = 30
+DURATION_S = {"locmem": 30, "redis": 45}
+# The catalogue's keys expire after 30 s. A shared Redis cache misses each key once for the
+# whole fleet, early in the run, where rate() cannot see a new series' first counts; 45 s
+# of load puts the misses after expiry inside the report window.
 REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
 class DemoRun:
     workdir: Path
+    cache: str  # "locmem" (per worker process) or "redis" (shared by the fleet)
     report: dict[str, Any]  # printed by `up --json` when the load ended
     later_report: dict[str, Any]  # `fleetscope demo report --json` afterwards
     sent: dict[str, LoadStats]  # locust's final counts per node
@@ -75,7 +79,7 @@ def demo(
             "up",
             *("--db", db, "--cache", cache),
             *("--nodes", "2", "--workers", "2", "--users", "6"),
-            *("--duration", str(DURATION_S), "--free-ports", "--keep", "--json"),
+            *("--duration", str(DURATION_S[cache]), "--free-ports", "--keep", "--json"),
             *("--export-interval-ms", "1000", "--scrape-interval", "1"),
             *("--workdir", str(workdir)),
             timeout=240,
@@ -90,6 +94,7 @@ def demo(
         down = _run("down", "--workdir", str(workdir))
         yield DemoRun(
             workdir=workdir,
+            cache=cache,
             report=json.loads(up.stdout),
             later_report=json.loads(later.stdout),
             sent={
@@ -162,11 +167,19 @@ def test_the_n_plus_one_view_is_detected_and_its_fixed_twin_is_not(demo: DemoRun
     assert all(r["detections"] > 0 and r["statement"] for r in n_plus_one)
 
 
-def test_cache_hit_ratio_is_strictly_between_zero_and_one_on_every_node(demo: DemoRun) -> None:
+def test_cache_hit_ratio_is_strictly_between_zero_and_one(demo: DemoRun) -> None:
     ratios = {(r["alias"], r["node"]): r["hit_ratio"] for r in demo.report["cache"]}
 
     assert {("default", node) for node in NODES} <= set(ratios)
-    assert all(0 < ratios[("default", node)] < 1 for node in NODES)
+    by_node = [ratios[("default", node)] for node in NODES]
+    if demo.cache == "locmem":
+        # Each worker process has its own cache: every node both misses and hits.
+        assert all(0 < ratio < 1 for ratio in by_node), by_node
+    else:
+        # One cache for the fleet: the node that asks first takes the miss, so a node may
+        # see only hits; the fleet as a whole misses and hits.
+        assert all(0 < ratio <= 1 for ratio in by_node), by_node
+        assert min(by_node) < 1, by_node
 
 
 def test_report_later_reads_the_same_load_window(demo: DemoRun) -> None:
