@@ -1,9 +1,9 @@
-"""ASGI entry point of the demo shop (``uvicorn demo_fleet.asgi:application``)."""
+"""ASGI entry point of the demo shop (``uvicorn fleetscope.demo.asgi:application``)."""
 
 import os
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_fleet.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleetscope.demo.settings")
 
 application = get_asgi_application()

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from collector.run import CollectorPorts
+from fleetscope.collector.run import CollectorPorts
 from fleetscope.errors import FleetscopeError
 
 from .launcher import (

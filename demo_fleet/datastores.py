@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.process import ManagedProcess
+from fleetscope.collector.process import ManagedProcess
 from fleetscope.errors import FleetscopeError
 
 POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from collector.locate import locate_collector, locate_prometheus
-from collector.process import ManagedProcess, free_port, port_in_use
-from collector.prometheus import PrometheusSettings, start_prometheus
-from collector.run import CollectorPorts, CollectorSettings, start_collector
+from fleetscope.collector.locate import locate_collector, locate_prometheus
+from fleetscope.collector.process import ManagedProcess, free_port, port_in_use
+from fleetscope.collector.prometheus import PrometheusSettings, start_prometheus
+from fleetscope.collector.run import CollectorPorts, CollectorSettings, start_collector
 from fleetscope.errors import FleetscopeError
 
 from . import datastores, loadgen
@@ -41,8 +41,8 @@ from .state import (
 Database = Literal["sqlite", "postgres"]
 CacheBackend = Literal["locmem", "redis"]
 
-SETTINGS_MODULE = "demo_fleet.settings"
-WSGI_APP = "demo_fleet.wsgi:application"
+SETTINGS_MODULE = "fleetscope.demo.settings"
+WSGI_APP = "fleetscope.demo.wsgi:application"
 SERVICE_NAME = "demo-shop"
 MAX_NODES = 50
 # How long a node may take to import Django and bind its port.
@@ -550,12 +550,12 @@ def _rule_files() -> tuple[Path, ...]:
 def generated_dir() -> Path:
     """dashboards/generated: the dashboard JSON and alert rules `fleetscope dashboards build`
     writes (found without importing the Grafana SDK)."""
-    import dashboards
+    import fleetscope.dashboards
 
-    return Path(dashboards.__file__).resolve().parent / "generated"
+    return Path(fleetscope.dashboards.__file__).resolve().parent / "generated"
 
 
 def provisioning_dir() -> Path:
-    import dashboards
+    import fleetscope.dashboards
 
-    return Path(dashboards.__file__).resolve().parent / "provisioning"
+    return Path(fleetscope.dashboards.__file__).resolve().parent / "provisioning"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collector.process import free_port, port_in_use
-from collector.run import CollectorPorts
+from fleetscope.collector.process import free_port, port_in_use
+from fleetscope.collector.run import CollectorPorts
 from fleetscope.errors import FleetscopeError
 
 HOST = "127.0.0.1"

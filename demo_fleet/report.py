@@ -18,12 +18,12 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from dashboards import metrics as m
-from dashboards.cache import hit_ratio
-from dashboards.check import duration_seconds, substitute
-from dashboards.database import CALLS, DB, DB_BY_ROUTE, DB_SECONDS, FP
-from dashboards.fleet import FLEET, REQUESTS
-from dashboards.queries import (
+from fleetscope.dashboards import metrics as m
+from fleetscope.dashboards.cache import hit_ratio
+from fleetscope.dashboards.check import duration_seconds, substitute
+from fleetscope.dashboards.database import CALLS, DB, DB_BY_ROUTE, DB_SECONDS, FP
+from fleetscope.dashboards.fleet import FLEET, REQUESTS
+from fleetscope.dashboards.queries import (
     RANGE_WINDOW,
     aggregate,
     gauge,

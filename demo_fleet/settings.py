@@ -8,7 +8,7 @@ by the telemetry app itself.
 
 import os
 
-from demo_fleet import env
+from fleetscope.demo import env
 
 BASE_DIR = env.demo_dir()
 
@@ -26,7 +26,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "telemetry",
     # Silk: "silk" is added by the Silk block at the end of this file.
-    "demo_fleet.shop",
+    "fleetscope.demo.shop",
 ]
 
 MIDDLEWARE = [
@@ -42,8 +42,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "demo_fleet.urls"
-WSGI_APPLICATION = "demo_fleet.wsgi.application"
+ROOT_URLCONF = "fleetscope.demo.urls"
+WSGI_APPLICATION = "fleetscope.demo.wsgi.application"
 
 TEMPLATES = [
     {
@@ -84,7 +84,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "drop_deliberate_failures": {"()": "demo_fleet.shop.errors.DropDeliberateFailures"}
+        "drop_deliberate_failures": {"()": "fleetscope.demo.shop.errors.DropDeliberateFailures"}
     },
     "handlers": {
         "console": {

@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 
 urlpatterns: list[URLPattern | URLResolver] = [
-    path("", include("demo_fleet.shop.urls")),
+    path("", include("fleetscope.demo.shop.urls")),
 ]
 
 # Guarded so the shop's URLs also work in settings without the admin (the unit tests').

@@ -4,6 +4,6 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_fleet.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleetscope.demo.settings")
 
 application = get_wsgi_application()

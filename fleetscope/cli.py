@@ -7,8 +7,8 @@ import sys
 import typer
 from rich.console import Console
 
-from collector.cli import app as collector_app
-from collector.cli import prometheus_app
+from fleetscope.collector.cli import app as collector_app
+from fleetscope.collector.cli import prometheus_app
 from fleetscope.errors import FleetscopeError
 
 app = typer.Typer(
@@ -38,8 +38,8 @@ def _add_optional(module: str, name: str) -> None:
     app.add_typer(sub.app, name=name)
 
 
-_add_optional("dashboards.cli", "dashboards")
-_add_optional("demo_fleet.cli", "demo")
+_add_optional("fleetscope.dashboards.cli", "dashboards")
+_add_optional("fleetscope.demo.cli", "demo")
 
 
 def main() -> None:

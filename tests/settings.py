@@ -10,7 +10,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "telemetry",
     "tests.telemetry.testapp",
-    "demo_fleet.shop",
+    "fleetscope.demo.shop",
 ]
 MIDDLEWARE = [
     "telemetry.middleware.TelemetryMiddleware",

@@ -4,7 +4,7 @@ from django.apps import AppConfig
 
 
 class ShopConfig(AppConfig):
-    name = "demo_fleet.shop"
+    name = "fleetscope.demo.shop"
     label = "shop"
     verbose_name = "Demo shop"
     # Fixed here, not left to the project's DEFAULT_AUTO_FIELD, so the committed

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from collector import build
-from collector.manifest import MANIFEST_PATH
+from fleetscope.collector import build
+from fleetscope.collector.manifest import MANIFEST_PATH
 from fleetscope.errors import FleetscopeError
 
 

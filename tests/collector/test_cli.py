@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from collector.manifest import load_manifest
+from fleetscope.collector.manifest import load_manifest
 
 
 def _fleetscope(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -5,8 +5,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from collector.prometheus import PrometheusSettings, render_config
-from collector.run import ROLES, TRACESTORE_OVERLAY, CollectorSettings, config_path, validate
+from fleetscope.collector.prometheus import PrometheusSettings, render_config
+from fleetscope.collector.run import (
+    ROLES,
+    TRACESTORE_OVERLAY,
+    CollectorSettings,
+    config_path,
+    validate,
+)
 from fleetscope.errors import FleetscopeError
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.locate import locate_collector, locate_prometheus
+from fleetscope.collector.locate import locate_collector, locate_prometheus
 from fleetscope.errors import FleetscopeError
 
 

@@ -1,6 +1,6 @@
 """The OCB manifest pins one version pair and lists every component the design needs."""
 
-from collector.manifest import load_manifest
+from fleetscope.collector.manifest import load_manifest
 
 REQUIRED = {
     "receivers": {"otlpreceiver"},

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.locate import locate_prometheus
-from collector.process import ManagedProcess, free_port, http_ok
+from fleetscope.collector.locate import locate_prometheus
+from fleetscope.collector.process import ManagedProcess, free_port, http_ok
 from tests.dashboards.fake_grafana import FakeGrafana
 from tests.dashboards.fleet_data import openmetrics
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from dashboards.build import GENERATED_DIR, build, dashboard_models, rendered_files
-from dashboards.check import iter_queries
+from fleetscope.dashboards.build import GENERATED_DIR, build, dashboard_models, rendered_files
+from fleetscope.dashboards.check import iter_queries
 
 EXPECTED_UIDS = {"fleetscope-fleet", "fleetscope-db", "fleetscope-cache", "fleetscope-node"}
 

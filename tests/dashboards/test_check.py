@@ -9,10 +9,10 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from dashboards.build import dashboard_models
-from dashboards.check import check_all, iter_queries, substitute
-from dashboards.cli import app
-from dashboards.rules import alerts
+from fleetscope.dashboards.build import dashboard_models
+from fleetscope.dashboards.check import check_all, iter_queries, substitute
+from fleetscope.dashboards.cli import app
+from fleetscope.dashboards.rules import alerts
 from tests.dashboards import fleet_data
 
 pytestmark = pytest.mark.integration

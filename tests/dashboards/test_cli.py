@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from collector.process import free_port
-from dashboards.check import CheckError, check_all, substitute
-from dashboards.cli import app
-from dashboards.rules import render_rules
+from fleetscope.collector.process import free_port
+from fleetscope.dashboards.check import CheckError, check_all, substitute
+from fleetscope.dashboards.cli import app
+from fleetscope.dashboards.rules import render_rules
 
 
 def test_build_writes_dashboards_and_rules_into_out(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from dashboards.build import GENERATED_DIR, PROVISIONING_DIR, dashboard_models
-from dashboards.panels import PROMETHEUS_UID, SILK_PATH, TRACES_UID
+from fleetscope.dashboards.build import GENERATED_DIR, PROVISIONING_DIR, dashboard_models
+from fleetscope.dashboards.panels import PROMETHEUS_UID, SILK_PATH, TRACES_UID
 
 
 def _load(relative: str) -> dict[str, Any]:

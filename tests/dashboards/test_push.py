@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from collector.process import free_port
-from dashboards.build import dashboard_models
-from dashboards.cli import app
-from dashboards.push import PushError, folder_uid_for, push_dashboards
+from fleetscope.collector.process import free_port
+from fleetscope.dashboards.build import dashboard_models
+from fleetscope.dashboards.cli import app
+from fleetscope.dashboards.push import PushError, folder_uid_for, push_dashboards
 from tests.dashboards.fake_grafana import FakeGrafana
 
 TOKEN = "fleetscope-test-token"

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-import dashboards
-from dashboards import metrics as m
-from dashboards.build import dashboard_models
-from dashboards.check import iter_queries
-from dashboards.queries import Selector, quantile, rate, ratio
-from dashboards.rules import alerts
+import fleetscope.dashboards
+from fleetscope.dashboards import metrics as m
+from fleetscope.dashboards.build import dashboard_models
+from fleetscope.dashboards.check import iter_queries
+from fleetscope.dashboards.queries import Selector, quantile, rate, ratio
+from fleetscope.dashboards.rules import alerts
 
-PACKAGE = Path(dashboards.__file__).parent
+PACKAGE = Path(fleetscope.dashboards.__file__).parent
 # A PromQL label matcher written by hand: `{label="...` / `{label=~"...` etc.
 HAND_WRITTEN_MATCHER = re.compile(r'\{\s*\w+\s*(=~|!~|!=|=)\s*\\?"')
 CONTRACT_SERIES = frozenset(m.SERIES)

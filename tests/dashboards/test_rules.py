@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from dashboards.build import GENERATED_DIR
-from dashboards.rules import RULES_FILE_NAME, alerts, render_rules
+from fleetscope.dashboards.build import GENERATED_DIR
+from fleetscope.dashboards.rules import RULES_FILE_NAME, alerts, render_rules
 from tests.dashboards.conftest import promtool
 
 RULES = GENERATED_DIR / RULES_FILE_NAME

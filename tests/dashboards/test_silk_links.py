@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.urls import resolve
 
-from dashboards.panels import SILK_QUERY_URL, SILK_ROUTE_URL, SILK_TRACE_URL
+from fleetscope.dashboards.panels import SILK_QUERY_URL, SILK_ROUTE_URL, SILK_TRACE_URL
 from telemetry import silk_views
 
 
@@ -26,5 +26,5 @@ def test_link_resolves_to_its_telemetry_view(template: str, clicked: str, view: 
         .replace("${__value.raw}", clicked)
     )
     # The demo mounts the app at /telemetry/ as docs/silk.md tells users to.
-    match = resolve(urlsplit(url).path, urlconf="demo_fleet.urls")
+    match = resolve(urlsplit(url).path, urlconf="fleetscope.demo.urls")
     assert match.func is view

@@ -20,7 +20,7 @@ def shop_site(settings) -> Iterator[None]:
     tests.settings installs the shop app but routes to the telemetry test app and defines
     no TEMPLATES, so both are overridden here.
     """
-    settings.ROOT_URLCONF = "demo_fleet.urls"
+    settings.ROOT_URLCONF = "fleetscope.demo.urls"
     settings.TEMPLATES = [
         {"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}
     ]

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from collector.manifest import load_manifest
-from demo_fleet.env import database_from_url
+from fleetscope.collector.manifest import load_manifest
+from fleetscope.demo.env import database_from_url
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "demo_fleet" / "docker-compose.yml"

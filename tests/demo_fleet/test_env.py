@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from demo_fleet import env
+from fleetscope.demo import env
 
 
 def test_database_url_gives_a_postgres_entry_with_every_part():
@@ -84,7 +84,7 @@ def test_sqlite_defaults_to_the_current_directory(tmp_path, monkeypatch):
 
 
 def test_settings_module_reads_the_environment(monkeypatch):
-    import demo_fleet.settings as demo_settings
+    import fleetscope.demo.settings as demo_settings
 
     monkeypatch.setenv("DATABASE_URL", "postgres://u:p@127.0.0.1:5433/shop")
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6390/2")

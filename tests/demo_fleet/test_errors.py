@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from demo_fleet.shop.errors import DeliberateFailure, DropDeliberateFailures
+from fleetscope.demo.shop.errors import DeliberateFailure, DropDeliberateFailures
 
 
 def record_for(exc: BaseException) -> logging.LogRecord:

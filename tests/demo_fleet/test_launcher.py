@@ -17,11 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from collector.run import CollectorPorts
-from demo_fleet import cli, loadgen
-from demo_fleet.launcher import DemoOptions, node_env
-from demo_fleet.ports import check_plan, fixed_plan, free_plan
-from demo_fleet.state import (
+from fleetscope.collector.run import CollectorPorts
+from fleetscope.demo import cli, loadgen
+from fleetscope.demo.launcher import DemoOptions, node_env
+from fleetscope.demo.ports import check_plan, fixed_plan, free_plan
+from fleetscope.demo.state import (
     Component,
     DemoState,
     LoadWindow,

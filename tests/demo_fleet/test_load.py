@@ -19,7 +19,7 @@ from .conftest import TINY_SEED
 pytestmark = pytest.mark.integration
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "demo_fleet" / "locustfile.py"
-GUNICORN = [sys.executable, "-m", "gunicorn", "demo_fleet.wsgi"]
+GUNICORN = [sys.executable, "-m", "gunicorn", "fleetscope.demo.wsgi"]
 LOCUST = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary"]
 ROUTES = {
     "/",
@@ -58,7 +58,7 @@ def wait_until_ready(url: str, server: subprocess.Popen[bytes], timeout_s: float
 def demo_env(tmp_path: Path) -> dict[str, str]:
     environ = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "demo_fleet.settings",
+        "DJANGO_SETTINGS_MODULE": "fleetscope.demo.settings",
         "FLEETSCOPE_DEMO_DIR": str(tmp_path),
         "FLEETSCOPE_LOAD_CATEGORIES": str(TINY_SEED["categories"]),
         "FLEETSCOPE_LOAD_PRODUCTS": str(TINY_SEED["products"]),

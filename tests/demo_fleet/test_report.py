@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from dashboards.build import dashboard_models
-from dashboards.check import iter_queries
-from demo_fleet import report
-from demo_fleet.report import (
+from fleetscope.dashboards.build import dashboard_models
+from fleetscope.dashboards.check import iter_queries
+from fleetscope.demo import report
+from fleetscope.demo.report import (
     CACHE_QUERY,
     N_PLUS_ONE_QUERY,
     NODE_QUERIES,
@@ -145,7 +145,7 @@ def test_a_bad_window_is_refused_before_any_query() -> None:
 
 
 def test_unreachable_prometheus_names_the_option_to_fix() -> None:
-    from collector.process import free_port
+    from fleetscope.collector.process import free_port
 
     api = PrometheusAPI(f"http://127.0.0.1:{free_port()}")
     try:

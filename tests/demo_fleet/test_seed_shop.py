@@ -7,8 +7,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from demo_fleet.shop.models import Category, Customer, Order, Product, Review
-from demo_fleet.shop.seeding import SHOP_MODELS
+from fleetscope.demo.shop.models import Category, Customer, Order, Product, Review
+from fleetscope.demo.shop.seeding import SHOP_MODELS
 
 from .conftest import TINY_SEED
 

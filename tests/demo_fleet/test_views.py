@@ -15,9 +15,9 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from demo_fleet.shop import views
-from demo_fleet.shop.errors import DeliberateFailure
-from demo_fleet.shop.models import Category, Order, OrderItem, Product, Review
+from fleetscope.demo.shop import views
+from fleetscope.demo.shop.errors import DeliberateFailure
+from fleetscope.demo.shop.models import Category, Order, OrderItem, Product, Review
 
 
 @contextmanager

@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from collector.process import ManagedProcess
-from collector.prometheus import PrometheusSettings, start_prometheus
-from collector.run import CollectorPorts, CollectorSettings, start_collector
+from fleetscope.collector.process import ManagedProcess
+from fleetscope.collector.prometheus import PrometheusSettings, start_prometheus
+from fleetscope.collector.run import CollectorPorts, CollectorSettings, start_collector
 
 T = TypeVar("T")
 
@@ -138,7 +138,7 @@ def start_gunicorn_node(
     import os
     import sys
 
-    from collector.process import free_port
+    from fleetscope.collector.process import free_port
 
     workdir.mkdir(parents=True, exist_ok=True)
     node_env = {

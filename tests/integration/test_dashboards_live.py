@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from dashboards.build import dashboard_models
-from dashboards.check import check_all, iter_queries, substitute
+from fleetscope.dashboards.build import dashboard_models
+from fleetscope.dashboards.check import check_all, iter_queries, substitute
 
 from .stack import LocalStack, Node, eventually, seed_books, start_gunicorn_node
 

@@ -22,10 +22,10 @@ import psutil
 import pytest
 import yaml
 
-from collector.run import config_path, validate
-from demo_fleet import datastores
-from demo_fleet.loadgen import LoadStats, read_final_stats
-from demo_fleet.state import (
+from fleetscope.collector.run import config_path, validate
+from fleetscope.demo import datastores
+from fleetscope.demo.loadgen import LoadStats, read_final_stats
+from fleetscope.demo.state import (
     Component,
     DemoState,
     group_members,
@@ -227,7 +227,7 @@ def test_throwaway_postgres_and_redis_start_serve_and_stop_without_leftovers(
     import psycopg
     import redis
 
-    from collector.process import ManagedProcess, free_port
+    from fleetscope.collector.process import ManagedProcess, free_port
 
     data_dir, outside = datastores.postgres_data_dir(tmp_path)
     state = DemoState(tmp_path, cleanup_dirs=[str(data_dir.parent)] if outside else [])

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from collector.process import ManagedProcess, free_port
+from fleetscope.collector.process import ManagedProcess, free_port
 
 from .stack import LocalStack, eventually, port_open
 
@@ -40,7 +40,7 @@ class Fleet:
 def _env(stack: LocalStack, workdir: Path, **extra: str) -> dict[str, str]:
     return dict(
         os.environ,
-        DJANGO_SETTINGS_MODULE="demo_fleet.settings",
+        DJANGO_SETTINGS_MODULE="fleetscope.demo.settings",
         FLEETSCOPE_DEMO_DIR=str(workdir),
         FLEETSCOPE_DEMO_DB=str(workdir / "demo.sqlite3"),
         FLEETSCOPE_SILK="1",
@@ -61,7 +61,7 @@ def _node(stack: LocalStack, workdir: Path, name: str, **extra: str) -> tuple[st
         sys.executable,
         "-m",
         "gunicorn",
-        "demo_fleet.wsgi:application",
+        "fleetscope.demo.wsgi:application",
         "-b",
         f"127.0.0.1:{port}",
         "-w",

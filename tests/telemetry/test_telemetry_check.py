@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from collector.process import free_port
+from fleetscope.collector.process import free_port
 
 
 def test_prints_configuration_and_fails_when_the_endpoint_is_down() -> None:

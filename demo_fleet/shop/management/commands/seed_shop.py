@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, transaction
 
-from demo_fleet.shop import seeding
+from fleetscope.demo.shop import seeding
 
 
 class Command(BaseCommand):
