@@ -321,10 +321,18 @@ class Aggregator:
         return instrument
 
     def reset(self) -> None:
-        """Forget everything (a forked child must not re-export its parent's counts)."""
+        """Forget every count (tests; a new start time)."""
         for instrument in self._instruments:
             instrument.reset()
         self.start_ns = time.time_ns()
+
+    def after_fork(self) -> None:
+        """In a forked child: a new lock (another thread of the parent may have held the old
+        one at the fork, and would never release it here), and none of the parent's counts."""
+        self._lock = threading.Lock()
+        for instrument in self._instruments:
+            instrument._lock = self._lock
+        self.reset()
 
     def collect(self) -> list[Metric]:
         now = time.time_ns()

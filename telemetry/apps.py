@@ -1,4 +1,4 @@
-"""Django application config: builds the runtime and hooks SQL and caches when the app is ready."""
+"""Django application config: configures the process's runtime and hooks SQL and caches."""
 
 from __future__ import annotations
 
@@ -10,19 +10,16 @@ class TelemetryConfig(AppConfig):
     verbose_name = "Fleetscope telemetry"
 
     def ready(self) -> None:
+        # Runs again on every app registry reload (override_settings(INSTALLED_APPS=...)):
+        # everything below is idempotent, and the runtime is reconfigured, not rebuilt.
         from . import checks  # noqa: F401  (registers the system checks)
         from .cache import instrument_caches
         from .conf import get_config
         from .db import instrument_databases
-        from .runtime import ConfigurationError, Runtime, activate
+        from .runtime import configure
 
         config = get_config()
-        try:
-            runtime = Runtime(config)
-        except ConfigurationError:
-            # The system check reports it (telemetry.E002); meanwhile sample nothing.
-            runtime = Runtime(config.with_sampler("always_off"))
-        activate(runtime)
+        configure(config)  # an unusable sampler samples nothing; check E002 says why
         instrument_databases()
         instrument_caches(config["CACHE_ALIASES"])
         if config["REQUEST_INSTRUMENTATION"] == "opentelemetry-instrumentation-django":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -9,7 +10,8 @@ from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
-from .conf import DEFAULTS, PROTOCOLS, REQUEST_MODES, build_config
+from .conf import DEFAULTS, PROTOCOLS, REQUEST_MODES, ExportTarget, build_config
+from .contrib import CONTRIB_MIDDLEWARE
 from .runtime import ConfigurationError, build_sampler
 
 MIDDLEWARE_PATH = "telemetry.middleware.TelemetryMiddleware"
@@ -26,11 +28,15 @@ def _middleware(messages: list[CheckMessage]) -> None:
                 id="telemetry.W001",
             )
         )
-    elif middleware[0] != MIDDLEWARE_PATH:
+        return
+    # In contrib mode the contrib instrumentor inserts its own middleware at the top of
+    # MIDDLEWARE itself; ours belongs right after it.
+    ahead = [m for m in middleware[: middleware.index(MIDDLEWARE_PATH)] if m != CONTRIB_MIDDLEWARE]
+    if ahead:
         messages.append(
             Warning(
                 "TelemetryMiddleware is not the first middleware: time spent in the middleware "
-                f"before it ({middleware[0]}) is not measured.",
+                f"before it ({ahead[0]}) is not measured.",
                 hint=f"Move '{MIDDLEWARE_PATH}' to the top of MIDDLEWARE.",
                 id="telemetry.W002",
             )
@@ -52,38 +58,24 @@ def _settings(messages: list[CheckMessage]) -> None:
             )
         )
     config = build_config(user)
-    endpoint = urlsplit(config.endpoint)
-    if endpoint.scheme not in ("http", "https") or not endpoint.hostname:
-        messages.append(
-            Error(
-                f"OTLP endpoint {config.endpoint!r} cannot be parsed as http(s)://host:port.",
-                hint="Set OTEL_EXPORTER_OTLP_ENDPOINT or TELEMETRY['ENDPOINT'], e.g. "
-                "http://127.0.0.1:4318.",
-                id="telemetry.E001",
-            )
-        )
-    else:
-        try:
-            endpoint.port  # noqa: B018  (raises on a bad port)
-        except ValueError:
-            messages.append(
-                Error(
-                    f"OTLP endpoint {config.endpoint!r} has an invalid port.", id="telemetry.E001"
-                )
-            )
+    for problem in config.problems:
+        messages.append(Warning(problem, id="telemetry.W005"))
+    for target in _distinct(config.traces, config.metrics, "endpoint"):
+        _endpoint(target, messages)
     try:
         build_sampler(config)
     except ConfigurationError as exc:
         messages.append(Error(str(exc), id="telemetry.E002"))
-    if config.protocol not in PROTOCOLS:
-        messages.append(
-            Error(
-                f"OTLP protocol {config.protocol!r} is not supported.",
-                hint=f"Use one of {', '.join(PROTOCOLS)} (OTEL_EXPORTER_OTLP_PROTOCOL or "
-                "TELEMETRY['PROTOCOL']).",
-                id="telemetry.E003",
+    for target in _distinct(config.traces, config.metrics, "protocol"):
+        if target.protocol not in PROTOCOLS:
+            messages.append(
+                Error(
+                    f"OTLP protocol {target.protocol!r} is not supported.",
+                    hint=f"Use one of {', '.join(PROTOCOLS)} (OTEL_EXPORTER_OTLP_PROTOCOL or "
+                    "TELEMETRY['PROTOCOL']).",
+                    id="telemetry.E003",
+                )
             )
-        )
     if config["REQUEST_INSTRUMENTATION"] not in REQUEST_MODES:
         messages.append(
             Error(
@@ -93,11 +85,28 @@ def _settings(messages: list[CheckMessage]) -> None:
                 id="telemetry.E004",
             )
         )
+    elif config["REQUEST_INSTRUMENTATION"] != "fleetscope":
+        opt_in = os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", "")
+        if not {"http", "http/dup"} & {part.strip() for part in opt_in.split(",")}:
+            messages.append(
+                Error(
+                    "The contrib Django instrumentation reports the old HTTP conventions "
+                    "(`http.server.duration` in ms) unless the process starts with "
+                    "OTEL_SEMCONV_STABILITY_OPT_IN=http; Fleetscope's dashboards read "
+                    "`http.server.request.duration` (s).",
+                    hint="Set OTEL_SEMCONV_STABILITY_OPT_IN=http in the environment of every "
+                    "node (Fleetscope never writes the environment).",
+                    id="telemetry.E008",
+                )
+            )
     for key, minimum in (
         ("SLOW_QUERY_MS", 0),
         ("N_PLUS_ONE_THRESHOLD", 2),
         ("MAX_FINGERPRINTS", 1),
         ("METRIC_EXPORT_INTERVAL_MS", 100),
+        ("EXPORT_TIMEOUT_MS", 1),
+        ("EXIT_FLUSH_TIMEOUT_MS", 0),
+        ("SPAN_QUEUE_SIZE", 1),
     ):
         value = config[key]
         if not isinstance(value, int | float) or value < minimum:
@@ -124,6 +133,46 @@ def _settings(messages: list[CheckMessage]) -> None:
     if not isinstance(rate, int | float) or not 0 <= rate <= 1:
         messages.append(
             Error(f"TELEMETRY['SILK_RATE'] = {rate!r} must be in [0, 1].", id="telemetry.E007")
+        )
+
+
+def _distinct(traces: ExportTarget, metrics: ExportTarget, field: str) -> list[ExportTarget]:
+    """Both targets when `field` came from a signal-specific variable; else one (one mistake,
+    one message)."""
+    if dict(metrics.sources).get(field, "").startswith("OTEL_EXPORTER_OTLP_METRICS_"):
+        return [traces, metrics]
+    if dict(traces.sources).get(field, "").startswith("OTEL_EXPORTER_OTLP_TRACES_"):
+        return [traces, metrics]
+    return [traces]
+
+
+def _endpoint(target: ExportTarget, messages: list[CheckMessage]) -> None:
+    source = dict(target.sources).get("endpoint", "the endpoint")
+    parts = urlsplit(target.url)
+    hint = (
+        f"Set {source} to a URL such as http://127.0.0.1:4318 (OTLP/HTTP) or "
+        "http://127.0.0.1:4317 (gRPC)."
+    )
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        messages.append(
+            Error(
+                f"OTLP {target.signal} endpoint {target.url!r} (from {source}) cannot be parsed "
+                "as http(s)://host:port.",
+                hint=hint,
+                id="telemetry.E001",
+            )
+        )
+        return
+    try:
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        messages.append(
+            Error(
+                f"OTLP {target.signal} endpoint {target.url!r} (from {source}) has an invalid "
+                "port.",
+                hint=hint,
+                id="telemetry.E001",
+            )
         )
 
 

@@ -1,10 +1,19 @@
 """SQL instrumentation through Django's public execute-wrapper seam, for every alias and thread.
 
-Each database connection gets one `QueryObserver` appended to its `execute_wrappers`
-when it connects (the `connection_created` signal), so queries are seen inside and
-outside requests, in management commands and background threads, without swapping
-the database ENGINE. Per query the untraced path costs a perf_counter pair, one dict
-hit for the precomputed attribute key, and a few in-process increments.
+Each database connection gets one `QueryObserver` in its `execute_wrappers` when it
+connects (the `connection_created` signal), so queries are seen inside and outside
+requests, in management commands and background threads, without swapping the database
+ENGINE. Per query the untraced path costs a perf_counter pair, one dict hit for the
+precomputed attribute key, and a few in-process increments.
+
+The observer goes FIRST in the list (the outermost wrapper), not last: Django's own
+`connection.execute_wrapper()` context manager appends the user's wrapper and, on exit,
+pops the LAST one. When a connection is first made inside such a block (the QueryLogger
+pattern of Django's docs, request-scoped SQL commenters), an observer appended last would
+be the one popped, and the user's wrapper would stay behind for good. First in the list,
+the observer is never popped by anyone else's context manager. Its timing includes the
+wrappers inside it (a commenter adds microseconds); a user's wrapper that blocks a query
+(raises instead of executing) is seen as a failed query.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from .aggregate import TraceRef
 from .fingerprint import Statement
 from .instruments import NO_ROUTE
 from .runtime import Runtime, active_runtime
-from .spans import DeferredSpan, new_child_context
+from .spans import DeferredSpan, SpanTemplate, new_span_id
 from .state import RequestState, current_request
 
 # Django vendor -> OTel db.system.name
@@ -58,13 +67,15 @@ class QueryObserver:
         self._duration = runtime.instruments.query_duration
         self._slow_queries = runtime.instruments.slow_queries
         self._catalog = runtime.catalog
-        self._slow = runtime.slow_query_seconds
         # raw SQL -> (histogram key, statement): the only per-query lookup.
         self._keys: dict[str, tuple[tuple[str, ...], Statement, bool]] = {}
+        self._templates: dict[str, SpanTemplate] = {}  # fingerprint -> span template
 
     def __call__(
         self, execute: Execute, sql: Any, params: Any, many: bool, context: dict[str, Any]
     ) -> Any:
+        if not self.runtime._started:  # the first signal of a process starts its export
+            self.runtime.ensure_started()
         state = current_request.get()
         recording = (
             (state.span is not None)
@@ -104,15 +115,16 @@ class QueryObserver:
         if not counted:
             return
         fingerprint = statement.fingerprint
+        slow = self.runtime.slow_query_seconds
         if state is None:
-            if duration >= self._slow:
+            if duration >= slow:
                 self._slow_queries.add((fingerprint, NO_ROUTE))
             return
         state.queries += 1
         repeats = state.repeats
         count = repeats.get(fingerprint, 0) + 1
         repeats[fingerprint] = count
-        if duration >= self._slow:
+        if duration >= slow:
             state.slow.append(fingerprint)
 
     def _traced(
@@ -124,7 +136,7 @@ class QueryObserver:
         context: dict[str, Any],
         state: RequestState | None,
     ) -> Any:
-        """A sampled query: its span is kept as plain data, built by the exporter thread."""
+        """A sampled query: its span is kept as plain data, encoded by the exporter thread."""
         statement = self._entry(sql)[1]
         error_type = None
         start_ns = time_ns()
@@ -138,16 +150,17 @@ class QueryObserver:
         finally:
             duration = perf_counter() - start
             parent = trace.get_current_span().get_span_context()
-            span_context = new_child_context(parent)
-            slow = duration >= self._slow
+            span_id = new_span_id()
+            slow = duration >= self.runtime.slow_query_seconds
             self.runtime.emit(
                 DeferredSpan(
-                    statement.summary,
-                    span_context,
-                    parent,
+                    self._template(statement),
+                    parent.trace_id,
+                    span_id,
+                    parent.span_id,
+                    parent.trace_state,
                     start_ns,
                     start_ns + int(duration * 1e9),
-                    self._span_attributes(statement),
                     error_type,
                     (
                         (
@@ -162,30 +175,37 @@ class QueryObserver:
                     else (),
                 )
             )
-            self._record(
-                sql, duration, state, TraceRef(span_context.trace_id, span_context.span_id)
-            )
+            self._record(sql, duration, state, TraceRef(parent.trace_id, span_id))
 
-    def _span_attributes(self, statement: Statement) -> dict[str, Any]:
-        return {
-            "db.system.name": self.system,
-            "db.operation.name": statement.operation,
-            "db.query.summary": statement.summary,
-            "db.query.text": statement.text,  # normalized: no literal, no parameter
-            "django.db.alias": self.alias,
-            "django.db.fingerprint": statement.fingerprint,
-        }
+    def _template(self, statement: Statement) -> SpanTemplate:
+        template = self._templates.get(statement.fingerprint)
+        if template is None:
+            if len(self._templates) >= MAX_CACHED_KEYS:
+                self._templates = {}
+            template = self._templates[statement.fingerprint] = SpanTemplate(
+                statement.summary,
+                {
+                    "db.system.name": self.system,
+                    "db.operation.name": statement.operation,
+                    "db.query.summary": statement.summary,
+                    "db.query.text": statement.text,  # normalized: no literal, no parameter
+                    "django.db.alias": self.alias,
+                    "django.db.fingerprint": statement.fingerprint,
+                },
+            )
+        return template
 
 
 def observe(connection: BaseDatabaseWrapper, runtime: Runtime) -> None:
-    """Append this runtime's observer to a connection once (replacing another runtime's)."""
+    """Put this runtime's observer first in a connection's wrappers, once (replacing another
+    runtime's). First, because Django's execute_wrapper() pops the last wrapper (see above)."""
     wrappers = connection.execute_wrappers
     for wrapper in list(wrappers):
         if isinstance(wrapper, QueryObserver):
-            if wrapper.runtime is runtime:
+            if wrapper.runtime is runtime and wrappers[0] is wrapper:
                 return
             wrappers.remove(wrapper)
-    wrappers.append(QueryObserver(runtime, connection.alias, connection.vendor))
+    wrappers.insert(0, QueryObserver(runtime, connection.alias, connection.vendor))
 
 
 def _on_connection_created(sender: object, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:

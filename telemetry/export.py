@@ -1,163 +1,359 @@
-"""Per-process OTLP export: span batching, periodic metric export merged with the aggregator.
+"""Per-process OTLP export: one background thread, a bounded span queue, periodic metrics.
 
-Nothing here runs on the request path: spans go into the SDK's bounded batch queue
-(drops are counted by the SDK's own `otel.sdk.processor.span.processed` metric with
-`error.type=queue_full`), and metrics are read from the aggregator by the exporter
-thread every METRIC_EXPORT_INTERVAL_MS.
+Nothing here runs on the request path except `SpanQueue.on_end` (a deque append). The
+export thread wakes every `SPAN_FLUSH_SECONDS` (or when the queue holds a batch), encodes
+spans in batches of at most `SPAN_BATCH` (telemetry/otlp.py: cached per-statement bytes,
+so no batch holds the GIL for long), and every metric interval reads the aggregator and
+the SDK's process metrics and sends them as one request.
+
+What happens when the collector does not take the data (docs/reliability.md):
+- metrics are cumulative, so a failed export loses nothing: the next one carries it;
+- a span batch that fails with a retryable answer (connection refused or reset, timeout,
+  HTTP 429/502/503/504, the matching gRPC codes) is kept and retried with backoff while new
+  spans wait in the queue; when the queue is full, new spans are dropped and counted
+  (`fleetscope.export.spans.dropped{reason="queue_full"}`); a batch the collector rejects
+  for good (other 4xx) is dropped and counted (`reason="rejected"`);
+- every failed attempt is counted (`fleetscope.export.failures{signal, error.type}`) and
+  logged through the `telemetry` logger at most once per `LOG_INTERVAL_SECONDS` and signal;
+- at exit, one final flush runs with a hard budget (`EXIT_FLUSH_TIMEOUT_MS`, 2 s by default).
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
-from collections.abc import Iterable
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import metrics, trace
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry import metrics
+from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    MetricExporter,
-    MetricExportResult,
-    MetricsData,
-    PeriodicExportingMetricReader,
-    ResourceMetrics,
-    ScopeMetrics,
-)
-from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from fleetscope import __version__
-
-from .process import instrument_process_metrics
-from .spans import SCOPE
+from .conf import ExportTarget
+from .otlp import export_metrics_request, export_trace_request, rejected_count
+from .spans import DeferredSpan
+from .transport import Sender, make_sender
 
 if TYPE_CHECKING:
     from .runtime import Runtime
 
 logger = logging.getLogger("telemetry")
 
+SPAN_BATCH = 256
+SPAN_FLUSH_SECONDS = 0.5
+LOG_INTERVAL_SECONDS = 60.0
+_BACKOFF_FIRST = 1.0
+_BACKOFF_MAX = 10.0
 
-class MergingMetricExporter(MetricExporter):
-    """Adds the aggregator's metrics to each SDK export, then hands it to the OTLP exporter."""
 
-    def __init__(self, inner: MetricExporter, runtime: Runtime) -> None:
-        super().__init__(
-            preferred_temporality=inner._preferred_temporality,
-            preferred_aggregation=inner._preferred_aggregation,
+class SpanQueue(SpanProcessor):
+    """Fleetscope's own span processor: sampled spans into a bounded queue, nothing else.
+
+    Registered on the tracer provider (so SDK spans reach it) and fed deferred spans
+    directly by the runtime. `deque.append` and `popleft` are atomic: no lock on this path.
+    """
+
+    fleetscope_own = True
+
+    def __init__(self, max_size: int, on_drop: Callable[[int], None]) -> None:
+        self.max_size = max_size
+        self._queue: deque[DeferredSpan | ReadableSpan] = deque()
+        self._on_drop = on_drop
+        self.wake: Callable[[], None] | None = None
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan | DeferredSpan) -> None:
+        if type(span) is not DeferredSpan:
+            context = span.context  # type: ignore[union-attr]
+            if context is None or not context.trace_flags.sampled:
+                return
+        queue = self._queue
+        if len(queue) >= self.max_size:
+            self._on_drop(1)
+            return
+        queue.append(span)
+        if len(queue) == SPAN_BATCH and self.wake is not None:
+            self.wake()
+
+    def take(self, limit: int) -> list[DeferredSpan | ReadableSpan]:
+        taken: list[DeferredSpan | ReadableSpan] = []
+        popleft = self._queue.popleft
+        try:
+            while len(taken) < limit:
+                taken.append(popleft())
+        except IndexError:
+            pass
+        return taken
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def clear(self) -> None:
+        self._queue = deque()
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+class FailureLog:
+    """At most one log line per signal and interval, with the count of failures it covers."""
+
+    def __init__(self, interval: float = LOG_INTERVAL_SECONDS) -> None:
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._pending: dict[str, int] = {}
+
+    def failed(self, target: ExportTarget, detail: str, consequence: str) -> None:
+        signal = target.signal
+        self._pending[signal] = self._pending.get(signal, 0) + 1
+        now = time.monotonic()
+        last = self._last.get(signal)
+        if last is not None and now - last < self.interval:
+            return
+        self._last[signal] = now
+        count = self._pending.pop(signal)
+        logger.warning(
+            "Fleetscope could not export %s to %s (%s); %d failed attempt(s) since the last "
+            "report. %s Requests are not affected. (This message repeats at most every %.0f s.)",
+            signal,
+            target.url,
+            detail,
+            count,
+            consequence,
+            self.interval,
         )
-        self.inner = inner
+
+
+class ExportWorker:
+    """The export thread of one process (started lazily by `Runtime.ensure_started`)."""
+
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.failures = 0
+        config = runtime.config
+        self.export_traces = config.export_traces
+        self.export_metrics = config.export_metrics
+        self.interval = config.metric_export_interval_ms / 1000.0
+        self.failures = FailureLog()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._senders: dict[str, Sender] = {}
+        self._targets = {"traces": config.traces, "metrics": config.metrics}
+        self._pending: tuple[bytes, int] | None = None  # a span batch awaiting retry
+        self._retry_at = 0.0
+        self._backoff = _BACKOFF_FIRST
+        self._next_metrics = time.monotonic() + self.interval
+        self.meter_provider: MeterProvider | None = None
+        self._reader: InMemoryMetricReader | None = None
+        runtime.span_queue.wake = self._wake.set
 
-    def merged(self, metrics_data: MetricsData) -> MetricsData:
-        ours = ScopeMetrics(scope=SCOPE, metrics=self.runtime.collect_metrics(), schema_url="")
-        resource = self.runtime.resource
-        merged: list[ResourceMetrics] = []
-        placed = False
-        for resource_metrics in metrics_data.resource_metrics:
-            if not placed and resource_metrics.resource == resource:
-                resource_metrics = ResourceMetrics(
-                    resource=resource_metrics.resource,
-                    scope_metrics=[*resource_metrics.scope_metrics, ours],
-                    schema_url=resource_metrics.schema_url,
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        # Everything that imports or builds clients happens here, in the calling thread.
+        self._make_senders()
+        if self.export_metrics:
+            self._start_sdk_metrics()
+        self._thread = threading.Thread(target=self._run, name="fleetscope-export", daemon=True)
+        self._thread.start()
+
+    def _start_sdk_metrics(self) -> None:
+        """Process metrics through the maintained instrumentation, read when we export."""
+        self._reader = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(
+            resource=self.runtime.resource, metric_readers=[self._reader], shutdown_on_exit=False
+        )
+        if self.runtime.config["PROCESS_METRICS"]:
+            from .process import instrument_process_metrics
+
+            instrument_process_metrics(self.meter_provider)
+        if not _sdk_meter_provider_is_global():
+            # So that the user's own metrics (and contrib instrumentations') ride along.
+            metrics.set_meter_provider(self.meter_provider)
+
+    def retarget(self) -> None:
+        """The configuration changed (override_settings, an app reload): new endpoints."""
+        config = self.runtime.config
+        self.export_traces = config.export_traces
+        self.export_metrics = config.export_metrics
+        self.interval = config.metric_export_interval_ms / 1000.0
+        self._targets = {"traces": config.traces, "metrics": config.metrics}
+        senders = self._senders
+        self._make_senders()
+        for sender in senders.values():
+            sender.close()
+        if self.export_metrics and self._reader is None:
+            self._start_sdk_metrics()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    # -- the thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping:
+            now = time.monotonic()
+            self._wake.wait(max(0.0, min(SPAN_FLUSH_SECONDS, self._next_metrics - now)))
+            self._wake.clear()
+            if self._stopping:
+                break
+            try:
+                self.export_spans()
+                if time.monotonic() >= self._next_metrics:
+                    self._next_metrics = time.monotonic() + self.interval
+                    self.export_metrics_once()
+            except Exception:  # never let the thread die: log and go on
+                logger.exception("Fleetscope's export thread hit an unexpected error")
+                time.sleep(1.0)
+
+    def _make_senders(self) -> None:
+        self._senders = {signal: make_sender(target) for signal, target in self._targets.items()}
+
+    def _sender(self, signal: str) -> Sender:
+        sender = self._senders.get(signal)
+        if sender is None:  # not started (tests drive the worker directly)
+            sender = self._senders[signal] = make_sender(self._targets[signal])
+        return sender
+
+    # -- spans -------------------------------------------------------------------------
+
+    def export_spans(self, deadline: float | None = None, sender: Sender | None = None) -> None:
+        """Send queued spans in batches until the queue is empty, a batch fails, or `deadline`."""
+        queue = self.runtime.span_queue
+        if not self.export_traces:
+            queue.take(len(queue))
+            return
+        while True:
+            if self._pending is None:
+                spans = queue.take(SPAN_BATCH)
+                if not spans:
+                    return
+                self._pending = (export_trace_request(self.runtime.resource, spans), len(spans))
+            elif deadline is None and time.monotonic() < self._retry_at:
+                return
+            body, count = self._pending
+            timeout = self._timeout("traces", deadline)
+            if timeout <= 0:
+                return
+            result = (sender or self._sender("traces")).send(body, timeout)
+            instruments = self.runtime.instruments
+            if result.ok:
+                self._pending = None
+                self._backoff = _BACKOFF_FIRST
+                rejected = rejected_count("traces", result.response)
+                instruments.spans_exported.add((), count - rejected)
+                if rejected:
+                    instruments.spans_dropped.add(("rejected",), rejected)
+                if deadline is None:
+                    time.sleep(0)  # let request threads have the GIL between batches
+                continue
+            instruments.export_failures.add(("traces", result.error_type))
+            if result.retryable:
+                self._retry_at = time.monotonic() + self._backoff
+                self._backoff = min(self._backoff * 2, _BACKOFF_MAX)
+                self.failures.failed(
+                    self._targets["traces"],
+                    result.detail,
+                    f"{count} span(s) wait for a retry; {len(queue)} more are queued "
+                    f"(at most {queue.max_size}, then new spans are dropped and counted).",
                 )
-                placed = True
-            merged.append(resource_metrics)
-        if not placed:
-            merged.append(ResourceMetrics(resource=resource, scope_metrics=[ours], schema_url=""))
-        return MetricsData(resource_metrics=merged)
+                return
+            self._pending = None
+            instruments.spans_dropped.add(("rejected",), count)
+            self.failures.failed(
+                self._targets["traces"], result.detail, f"{count} span(s) were dropped."
+            )
 
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
-    ) -> MetricExportResult:
-        result = self.inner.export(self.merged(metrics_data), timeout_millis=timeout_millis)
-        if result is not MetricExportResult.SUCCESS:
-            self.failures += 1
-        return result
+    # -- metrics -----------------------------------------------------------------------
 
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return self.inner.force_flush(timeout_millis)
+    def collect_metrics(self) -> MetricsData:
+        sdk_data = self._reader.get_metrics_data() if self._reader is not None else None
+        return self.runtime.merge_metrics(sdk_data or MetricsData(resource_metrics=[]))
 
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        self.inner.shutdown(timeout_millis=timeout_millis)
-
-
-def _otlp_exporters(endpoint: str, protocol: str) -> tuple[SpanExporter, MetricExporter]:
-    base = endpoint.rstrip("/")
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-            OTLPMetricExporter as GrpcMetricExporter,
+    def export_metrics_once(
+        self, deadline: float | None = None, sender: Sender | None = None
+    ) -> bool:
+        if not self.export_metrics:
+            return True
+        timeout = self._timeout("metrics", deadline)
+        if timeout <= 0:
+            return False
+        body = export_metrics_request(self.collect_metrics())
+        result = (sender or self._sender("metrics")).send(body, timeout)
+        if result.ok:
+            return True
+        self.runtime.instruments.export_failures.add(("metrics", result.error_type))
+        self.failures.failed(
+            self._targets["metrics"],
+            result.detail,
+            "Metrics are cumulative: the next successful export carries these counts.",
         )
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter as GrpcSpanExporter,
-        )
+        return False
 
-        insecure = base.startswith("http://")
-        return (
-            GrpcSpanExporter(endpoint=base, insecure=insecure),
-            GrpcMetricExporter(endpoint=base, insecure=insecure),
-        )
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    def _timeout(self, signal: str, deadline: float | None) -> float:
+        timeout = self._targets[signal].timeout_s
+        if deadline is not None:
+            timeout = min(timeout, deadline - time.monotonic())
+        return timeout
 
-    # Signal-specific OTEL_EXPORTER_OTLP_*_ENDPOINT variables win when set.
-    traces = None if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") else f"{base}/v1/traces"
-    metrics_url = (
-        None if os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") else f"{base}/v1/metrics"
-    )
-    return OTLPSpanExporter(endpoint=traces), OTLPMetricExporter(endpoint=metrics_url)
+    # -- exit --------------------------------------------------------------------------
 
+    def flush(self, budget: float, stop: bool = True) -> None:
+        """Export what is held now with a hard time budget, on fresh connections (the thread's
+        may be stuck on an unresponsive collector); `stop` ends the thread first (exit)."""
+        deadline = time.monotonic() + budget
+        if stop:
+            self.stop()
+        thread = self._thread
+        if stop and thread is not None and thread is not threading.current_thread():
+            # Let a send in progress finish (it may hold the batch being retried).
+            thread.join(timeout=min(0.25, budget / 4))
+        senders: list[Sender] = []
+        try:
+            if self.export_traces:
+                sender = make_sender(self._targets["traces"])
+                senders.append(sender)
+                self.export_spans(deadline, sender)
+                left = len(self.runtime.span_queue) + (self._pending[1] if self._pending else 0)
+                if stop and left:
+                    self.runtime.instruments.spans_dropped.add(("exit",), left)
+            if self.export_metrics:
+                sender = make_sender(self._targets["metrics"])
+                senders.append(sender)
+                self.export_metrics_once(deadline, sender)
+        except Exception:
+            logger.exception("Fleetscope's final export failed")
+        finally:
+            for sender in senders:
+                sender.close()
 
-def _add_span_exporter(
-    exporter: SpanExporter, runtime: Runtime, meter_provider: MeterProvider
-) -> None:
-    queue = int(runtime.config["SPAN_QUEUE_SIZE"])
-    # The SDK counts queue drops itself when its internal metrics are on.
-    os.environ.setdefault("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
-    try:
-        runtime.add_span_exporter(exporter, max_queue_size=queue, meter_provider=meter_provider)
-    except TypeError:  # SDKs before internal metrics
-        runtime.add_span_exporter(exporter, max_queue_size=queue)
-
-
-def start_exporters(runtime: Runtime) -> None:
-    """Called once per process from Runtime.ensure_started()."""
-    config = runtime.config
-    span_exporter, metric_exporter = _otlp_exporters(config.endpoint, config.protocol)
-    merging = MergingMetricExporter(metric_exporter, runtime)
-    reader = PeriodicExportingMetricReader(
-        merging,
-        export_interval_millis=config.metric_export_interval_ms,
-    )
-    meter_provider = MeterProvider(resource=runtime.resource, metric_readers=[reader])
-    runtime.meter_provider = meter_provider
-    runtime.metric_exporter = merging
-
-    meter = meter_provider.get_meter("fleetscope.telemetry", __version__)
-
-    def export_failures(options: CallbackOptions) -> Iterable[Observation]:
-        yield Observation(merging.failures)
-
-    # Always present, so the SDK side of every export is non-empty and failures are visible.
-    meter.create_observable_counter(
-        "fleetscope.export.failures",
-        [export_failures],
-        unit="{export}",
-        description="Metric exports that the collector did not accept.",
-    )
-    _add_span_exporter(span_exporter, runtime, meter_provider)
-    if config["PROCESS_METRICS"]:
-        instrument_process_metrics(meter_provider)
-    _set_globals(runtime, meter_provider)
-    atexit.register(runtime.shutdown)
+    def shutdown(self) -> None:
+        self.stop()
+        for sender in self._senders.values():
+            sender.close()
 
 
-def _set_globals(runtime: Runtime, meter_provider: MeterProvider) -> None:
-    """Make ours the global providers so user and contrib instrumentation share them."""
-    if runtime.tracer_provider is not None and not isinstance(
-        trace.get_tracer_provider(), type(runtime.tracer_provider)
-    ):
-        trace.set_tracer_provider(runtime.tracer_provider)
-    if not isinstance(metrics.get_meter_provider(), MeterProvider):
-        metrics.set_meter_provider(meter_provider)
+def _sdk_meter_provider_is_global() -> bool:
+    return isinstance(metrics.get_meter_provider(), MeterProvider)
+
+
+def debug_state(worker: ExportWorker | None) -> dict[str, Any]:
+    """What the export thread is doing, for `telemetry_check` and tests."""
+    if worker is None:
+        return {"started": False}
+    thread = worker._thread
+    return {
+        "started": True,
+        "thread alive": bool(thread and thread.is_alive()),
+        "pending batch": worker._pending[1] if worker._pending else 0,
+    }

@@ -393,6 +393,15 @@ class StatementCatalog:
         self._by_sql[sql] = statement
         return statement
 
+    def reconfigure(self, max_fingerprints: int, max_text_length: int) -> None:
+        """New limits (settings changed): known statements are kept unless the text cap moved."""
+        _require_at_least("max_fingerprints", max_fingerprints, 0)
+        _require_at_least("max_text_length", max_text_length, 1)
+        self._max_fingerprints = max_fingerprints
+        if max_text_length != self._max_text:
+            self._max_text = max_text_length
+            self.clear()
+
     def statements(self) -> list[Statement]:
         """Distinct known statements (never `OVERFLOW`), for the statement-info gauge."""
         while True:

@@ -18,6 +18,7 @@ STATEMENT_ATTRS = ("django.db.fingerprint", "db.query.summary", "db.query.text")
 ROUTE_FINGERPRINT_ATTRS = ("django.db.fingerprint", "http.route")
 CACHE_OP_ATTRS = ("django.cache.alias", "django.cache.operation", "django.cache.result")
 CACHE_DURATION_ATTRS = ("django.cache.alias", "django.cache.operation")
+EXPORT_FAILURE_ATTRS = ("signal", "error.type")
 
 # Route label for work that happens outside any request (commands, threads).
 NO_ROUTE = "none"
@@ -82,4 +83,23 @@ class Instruments:
             "Duration of cache operations.",
             CACHE_DURATION_ATTRS,
             CACHE_DURATION_BOUNDS,
+        )
+        # Fleetscope's own export (docs/reliability.md): what it could not deliver.
+        self.export_failures = aggregator.counter(
+            "fleetscope.export.failures",
+            "{export}",
+            "Export attempts the collector did not accept (by signal and error type).",
+            EXPORT_FAILURE_ATTRS,
+        )
+        self.spans_dropped = aggregator.counter(
+            "fleetscope.export.spans.dropped",
+            "{span}",
+            "Sampled spans given up: queue_full, rejected by the collector, or left at exit.",
+            ("reason",),
+        )
+        self.spans_exported = aggregator.counter(
+            "fleetscope.export.spans.exported",
+            "{span}",
+            "Sampled spans the collector accepted.",
+            (),
         )

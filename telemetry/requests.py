@@ -3,10 +3,16 @@
 `begin()` and `end()` bracket one request. The unsampled path never builds an attribute
 dict: method and route are interned strings, the histogram key is a tuple, and the
 span (non-recording) only carries the trace context for propagation.
+
+Sampled server spans carry the route template (`http.route`), not the raw path: paths hold
+ids and tokens (`reset/<uidb64>/<token>/`). `TELEMETRY["RECORD_URL_PATH"] = True` adds
+`url.path`, with the values of sensitive URL parameters and token-like segments folded
+(`scrub_path`).
 """
 
 from __future__ import annotations
 
+import re
 from time import perf_counter
 from typing import Any
 
@@ -113,11 +119,7 @@ class RequestRecorder:
             span = runtime.tracer.start_span(method, kind=SpanKind.SERVER)
         if span.is_recording():
             span.set_attributes(
-                {
-                    "http.request.method": method,
-                    "url.path": request.path,
-                    "url.scheme": request.scheme or "http",
-                }
+                {"http.request.method": method, "url.scheme": request.scheme or "http"}
             )
             state = RequestState(span, trace_ref(span))
         else:
@@ -142,6 +144,10 @@ class RequestRecorder:
                 (handle.method, route, status), duration, state.trace
             )
             instruments.active_requests.add(self._method_keys[handle.method], -1)
+        if not self.own:
+            from .contrib import align_route
+
+            align_route(request, route)
         instruments.queries_per_request.record((route,), state.queries)
         threshold = self.runtime.n_plus_one_threshold
         for fingerprint, count in state.repeats.items():
@@ -149,7 +155,13 @@ class RequestRecorder:
                 instruments.n_plus_one.add((fingerprint, route))
         for fingerprint in state.slow:
             instruments.slow_queries.add((fingerprint, route))
-        current_request.reset(handle.state_token)  # type: ignore[arg-type]
+        finish_silk = request.__dict__.get("_fleetscope_silk_finish")
+        if finish_silk is not None:  # a Silk-profiled request (telemetry/silk.py)
+            finish_silk()
+        try:
+            current_request.reset(handle.state_token)  # type: ignore[arg-type]
+        except ValueError:  # ended in another context (a cancelled ASGI request)
+            current_request.set(None)
         if not self.own:
             return
         span = handle.span
@@ -157,9 +169,44 @@ class RequestRecorder:
             span.update_name(f"{handle.method} {route}")
             span.set_attribute("http.route", route)
             span.set_attribute("http.response.status_code", status)
+            if self.runtime.config["RECORD_URL_PATH"]:
+                span.set_attribute("url.path", scrub_path(request))
             if error is not None:
                 span.set_attribute("error.type", type(error).__qualname__)
             if status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
             span.end()
         context.detach(handle.context_token)  # type: ignore[arg-type]
+
+
+# URL parameter names whose values are credentials or identify a person.
+_SENSITIVE_PARAM = re.compile(
+    r"token|key|secret|sig|hash|code|otp|nonce|pass|auth|uid|email|session", re.IGNORECASE
+)
+# A path segment that looks like a token whatever the URL pattern says: long and mixing
+# letters with digits, or long hex/base64-like.
+_TOKEN_SEGMENT = re.compile(r"^(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9_\-=.~]{16,}$|^[A-Fa-f0-9\-]{20,}$")
+_MAX_PATH_BYTES = 1024
+
+
+def scrub_path(request: HttpRequest) -> str:
+    """`request.path` with sensitive URL parameters as `<name>` and token-like segments as
+    `<token>`, capped at 1 KiB; for spans when RECORD_URL_PATH asks for the raw path."""
+    match = getattr(request, "resolver_match", None)
+    replace: dict[str, str] = {}
+    if match is not None:
+        for name, value in match.kwargs.items():
+            if _SENSITIVE_PARAM.search(name):
+                replace[str(value)] = f"<{name}>"
+    segments = []
+    for segment in request.path.split("/"):
+        if segment in replace:
+            segment = replace[segment]
+        elif _TOKEN_SEGMENT.match(segment):
+            segment = "<token>"
+        segments.append(segment)
+    path = "/".join(segments)
+    encoded = path.encode("utf-8", "replace")
+    if len(encoded) > _MAX_PATH_BYTES:
+        path = encoded[: _MAX_PATH_BYTES - 3].decode("utf-8", "ignore") + "…"
+    return path

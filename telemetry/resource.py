@@ -21,9 +21,9 @@ def build_resource(config: Config) -> Resource:
         "service.instance.id": instance_id(config.node),
         "process.pid": os.getpid(),
     }
-    if config["ENVIRONMENT"]:
-        attributes["deployment.environment.name"] = str(config["ENVIRONMENT"])
-    if config["SERVICE_VERSION"]:
-        attributes["service.version"] = str(config["SERVICE_VERSION"])
+    if config.environment:
+        attributes["deployment.environment.name"] = config.environment
+    if config.service_version:
+        attributes["service.version"] = config.service_version
     # Resource.create also reads OTEL_RESOURCE_ATTRIBUTES; ours win where both set a key.
     return Resource.create(attributes)

@@ -1,20 +1,29 @@
 """One process's telemetry runtime: instruments, tracer, statement catalog, and lazy export.
 
-Exporter threads are started on first use in each process, never at import or in
-`AppConfig.ready()`: under `gunicorn --preload` the app is loaded in the master and
-then forked, and a thread started before the fork does not exist in the workers.
-A fork hook gives each child a fresh aggregation and its own `service.instance.id`.
+There is one runtime per process. `AppConfig.ready()` configures it, and runs again on
+every app registry reload (`override_settings(INSTALLED_APPS=...)`): the runtime is then
+reconfigured, never multiplied, so a process never has more than one export thread.
+
+Export starts on the first recorded signal in each process (a request, a query, a cache
+operation), never at import or in `ready()`: under `gunicorn --preload` the app is loaded in
+the master and then forked, and a thread started before the fork does not exist in the
+workers. The fork hook only re-creates locks and forgets the parent's counts, so that any
+fork (gunicorn, multiprocessing, subprocess with preexec_fn) is safe; the child starts its
+own exporter when it records something. A process that exits flushes what it holds within
+`EXIT_FLUSH_TIMEOUT_MS`.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.metrics.export import Metric, MetricsData, ResourceMetrics, ScopeMetrics
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -24,18 +33,26 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import Tracer
 
+from fleetscope import __version__
+
 from .aggregate import Aggregator, TraceRef
 from .conf import Config
+from .export import ExportWorker, SpanQueue
 from .fingerprint import StatementCatalog
 from .instruments import Instruments
 from .resource import build_resource
-from .spans import DeferredSpan, MaterializingSpanExporter, PresetTraceIdGenerator, RootSampler
+from .spans import (
+    SCOPE,
+    DeferredSpan,
+    FleetscopeTracerProvider,
+    PresetTraceIdGenerator,
+    RootSampler,
+)
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import Metric, MetricExporter
     from opentelemetry.sdk.trace import SpanProcessor
     from opentelemetry.sdk.trace.export import SpanExporter
+
 
 logger = logging.getLogger("telemetry")
 
@@ -94,6 +111,15 @@ def build_root_sampler(config: Config) -> RootSampler | None:
     return None
 
 
+def usable(config: Config) -> Config:
+    """`config`, or the same with sampling off when its sampler is unusable (check E002)."""
+    try:
+        build_sampler(config)
+    except ConfigurationError:
+        return config.with_sampler("always_off")
+    return config
+
+
 def trace_ref(span: trace.Span) -> TraceRef | None:
     """The exemplar reference of a span, or None when it is not sampled."""
     if not span.is_recording():
@@ -103,7 +129,7 @@ def trace_ref(span: trace.Span) -> TraceRef | None:
 
 
 class Runtime:
-    """Everything one process records with; export starts on first request (per process)."""
+    """Everything one process records with; export starts on the first recorded signal."""
 
     def __init__(self, config: Config, span_exporter: SpanExporter | None = None) -> None:
         self.config = config
@@ -113,16 +139,68 @@ class Runtime:
             max_fingerprints=int(config["MAX_FINGERPRINTS"]),
             max_text_length=int(config["MAX_STATEMENT_LENGTH"]),
         )
-        self.slow_query_seconds = config.slow_query_seconds
-        self.n_plus_one_threshold = int(config["N_PLUS_ONE_THRESHOLD"])
-        self._span_exporter = span_exporter
+        self._apply_thresholds(config)
         self._lock = threading.Lock()
         self._started = False
-        self.tracer_provider: TracerProvider | None = None
-        self.meter_provider: MeterProvider | None = None
-        self.metric_exporter: MetricExporter | None = None
-        self.tracer: Tracer = trace.NoOpTracer()
-        self._build_tracer()
+        self.worker: ExportWorker | None = None
+        self._resource: Resource | None = None
+        dropped = self.instruments.spans_dropped
+        self.span_queue: SpanQueue = SpanQueue(
+            int(config["SPAN_QUEUE_SIZE"]), lambda n: dropped.add(("queue_full",), n)
+        )
+        self.tracer_provider = FleetscopeTracerProvider(
+            sampler=build_sampler(config),
+            resource=self.resource,
+            id_generator=PresetTraceIdGenerator(),
+        )
+        self.tracer_provider.add_span_processor(self.span_queue)
+        self.tracer: Tracer = self.tracer_provider.get_tracer(SCOPE.name, __version__)
+        self.root_sampler = build_root_sampler(config)
+        self._emit_failed = False
+        if span_exporter is not None:  # tests: an in-memory exporter, synchronous
+            self.add_span_exporter(span_exporter, batch=False)
+
+    def _apply_thresholds(self, config: Config) -> None:
+        self.slow_query_seconds = config.slow_query_seconds
+        self.n_plus_one_threshold = int(config["N_PLUS_ONE_THRESHOLD"])
+
+    @property
+    def resource(self) -> Resource:
+        """This process's identity (rebuilt after a fork: the pid is in `service.instance.id`)."""
+        resource = self._resource
+        if resource is None:
+            resource = self._resource = build_resource(self.config)
+        return resource
+
+    # -- configuration -------------------------------------------------------------
+
+    def reconfigure(self, config: Config) -> None:
+        """Apply a new configuration in place (app reload, override_settings)."""
+        with self._lock:
+            self.config = config
+            self._apply_thresholds(config)
+            self.catalog.reconfigure(
+                max_fingerprints=int(config["MAX_FINGERPRINTS"]),
+                max_text_length=int(config["MAX_STATEMENT_LENGTH"]),
+            )
+            self.span_queue.max_size = int(config["SPAN_QUEUE_SIZE"])
+            self._resource = None
+            provider = self.tracer_provider
+            provider.sampler = build_sampler(config)
+            provider.set_resource(self.resource)
+            self.tracer = provider.get_tracer(SCOPE.name, __version__)
+            self.root_sampler = build_root_sampler(config)
+            worker = self.worker
+            if worker is not None:
+                if config.exporting:
+                    worker.retarget()
+                else:
+                    worker.shutdown()
+                    self.worker = None
+            elif config.exporting:
+                self._started = False  # start (lazily) under the new configuration
+
+    # -- metrics -------------------------------------------------------------------
 
     def collect_metrics(self) -> list[Metric]:
         """The aggregator's metrics, with one statement-info series per known fingerprint."""
@@ -131,101 +209,156 @@ class Runtime:
             info.set((statement.fingerprint, statement.summary, statement.text))
         return self.aggregator.collect()
 
-    # -- lifecycle -----------------------------------------------------------------
+    def merge_metrics(self, metrics_data: MetricsData) -> MetricsData:
+        """The SDK's metrics (process metrics, a user's own) plus ours, under our resource."""
+        ours = ScopeMetrics(scope=SCOPE, metrics=self.collect_metrics(), schema_url="")
+        resource = self.resource
+        merged: list[ResourceMetrics] = []
+        placed = False
+        for resource_metrics in metrics_data.resource_metrics:
+            if not placed and resource_metrics.resource == resource:
+                resource_metrics = ResourceMetrics(
+                    resource=resource_metrics.resource,
+                    scope_metrics=[*resource_metrics.scope_metrics, ours],
+                    schema_url=resource_metrics.schema_url,
+                )
+                placed = True
+            merged.append(resource_metrics)
+        if not placed:
+            merged.append(ResourceMetrics(resource=resource, scope_metrics=[ours], schema_url=""))
+        return MetricsData(resource_metrics=merged)
 
-    def _build_tracer(self) -> None:
-        self.resource = build_resource(self.config)
-        provider = TracerProvider(
-            sampler=build_sampler(self.config),
-            resource=self.resource,
-            id_generator=PresetTraceIdGenerator(),
-        )
-        self.tracer_provider = provider
-        self.tracer = provider.get_tracer("fleetscope.telemetry")
-        self.root_sampler = build_root_sampler(self.config)
-        self._span_processors: list[SpanProcessor] = []
-        if self._span_exporter is not None:  # tests: an in-memory exporter, synchronous
-            self.add_span_exporter(self._span_exporter, batch=False)
+    # -- spans ---------------------------------------------------------------------
 
     def add_span_processor(self, processor: SpanProcessor) -> None:
-        """Gets the SDK's spans and Fleetscope's deferred ones (which it must export with a
-        MaterializingSpanExporter: see add_span_exporter)."""
-        assert self.tracer_provider is not None
+        """A processor of the user's: it gets every span, deferred ones as `ReadableSpan`s."""
         self.tracer_provider.add_span_processor(processor)
-        self._span_processors.append(processor)
 
     def add_span_exporter(
         self, exporter: SpanExporter, batch: bool = True, **batch_options: Any
     ) -> SpanProcessor:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-        materializing = MaterializingSpanExporter(exporter, self.resource)
         processor: SpanProcessor = (
-            BatchSpanProcessor(materializing, **batch_options)
+            BatchSpanProcessor(exporter, **batch_options)
             if batch
-            else SimpleSpanProcessor(materializing)
+            else SimpleSpanProcessor(exporter)
         )
         self.add_span_processor(processor)
         return processor
 
     def emit(self, span: DeferredSpan) -> None:
-        for processor in self._span_processors:
-            # A DeferredSpan, not a ReadableSpan: the exporter materializes it.
-            processor.on_end(span)  # type: ignore[arg-type]
+        """A finished deferred span: into the export queue, or, when the user has processors of
+        their own, through every processor as a standard SDK span."""
+        provider = self.tracer_provider
+        if not provider.has_foreign_processors:
+            self.span_queue.on_end(span)
+            return
+        try:
+            provider.emit_materialized(span.materialize(self.resource))
+        except Exception:  # processors are guarded; this is materialization itself
+            if not self._emit_failed:
+                self._emit_failed = True
+                logger.exception("Fleetscope could not hand a span to the span processors")
+
+    # -- lifecycle -----------------------------------------------------------------
 
     @property
     def started(self) -> bool:
         return self._started
 
     def ensure_started(self) -> None:
-        """Start exporting in this process (idempotent; cheap after the first call)."""
+        """Start exporting in this process (idempotent; one attribute read after the first)."""
         if self._started:
             return
         with self._lock:
             if self._started:
                 return
-            if self.config["EXPORT"]:
-                from .export import start_exporters
-
-                start_exporters(self)
             self._started = True
+            # After a fork: the worker's identity, for spans and for user processors.
+            self._resource = None
+            self.tracer_provider.set_resource(self.resource)
+            self.tracer = self.tracer_provider.get_tracer(SCOPE.name, __version__)
+            if not self.config.exporting:
+                return
+            try:
+                worker = ExportWorker(self)
+                worker.start()
+            except Exception:
+                logger.exception("Fleetscope could not start exporting; nothing will be sent")
+                return
+            self.worker = worker
+        _hook_exit()
 
     def after_fork_in_child(self) -> None:
-        """A forked worker starts from nothing: own instance id, own counts, own threads."""
+        """In a forked child: fresh locks and counts only (no threads, no I/O: the child may be
+        about to exec, and another thread of the parent may have held any lock at the fork)."""
         self._lock = threading.Lock()
         self._started = False
-        self.meter_provider = None
-        self.metric_exporter = None
-        self.aggregator.reset()
-        self._build_tracer()
+        self.worker = None
+        self._resource = None
+        self.span_queue.clear()
+        self.span_queue.wake = None
+        self.aggregator.after_fork()
+
+    def flush(self, budget: float | None = None) -> None:
+        """Export what this process holds now, within `budget` seconds (default: the exit
+        budget). Does not stop exporting."""
+        worker = self.worker
+        if worker is not None:
+            budget = self.exit_budget if budget is None else budget
+            worker.flush(budget, stop=False)
+
+    @property
+    def exit_budget(self) -> float:
+        return max(float(self.config["EXIT_FLUSH_TIMEOUT_MS"]), 0.0) / 1000.0
 
     def shutdown(self) -> None:
-        with self._lock:
-            if self.meter_provider is not None:
-                self.meter_provider.shutdown()
-            if self.tracer_provider is not None:
-                self.tracer_provider.shutdown()
-            self._started = False
+        """Final flush within the exit budget, then stop the export thread."""
+        worker = self.worker
+        if worker is not None:
+            worker.flush(self.exit_budget, stop=True)
+            self.worker = None
+        self._started = False
 
     def force_flush(self) -> None:
-        if self.tracer_provider is not None:
-            self.tracer_provider.force_flush()
-        if self.meter_provider is not None:
-            self.meter_provider.force_flush()
+        self.flush()
 
 
 _active: Runtime | None = None
 _fork_hook_installed = False
+_exit_hooked_pid = 0
 
 
 def _after_fork() -> None:
-    # A forked child is a worker (gunicorn --preload forks them from the master that
-    # loaded the app): it starts exporting right away, under its own instance id, so even
-    # a worker that serves nothing reports its process metrics.
     if _active is not None:
         _active.after_fork_in_child()
-        if _active.config["EXPORT"]:
-            _active.ensure_started()
+
+
+def _flush_at_exit() -> None:
+    runtime = _active
+    if runtime is not None and runtime.worker is not None:
+        try:
+            runtime.shutdown()
+        except Exception:
+            logger.exception("Fleetscope's exit flush failed")
+
+
+def _hook_exit() -> None:
+    """Flush at exit: atexit (inherited across fork), and, in a multiprocessing child (which
+    leaves through os._exit, skipping atexit), multiprocessing's own exit finalizers."""
+    global _exit_hooked_pid
+    pid = os.getpid()
+    if _exit_hooked_pid == pid:
+        return
+    if _exit_hooked_pid == 0:
+        atexit.register(_flush_at_exit)
+    _exit_hooked_pid = pid
+    import multiprocessing
+    import multiprocessing.util
+
+    if multiprocessing.parent_process() is not None:
+        multiprocessing.util.Finalize(None, _flush_at_exit, exitpriority=0)
 
 
 def activate(runtime: Runtime) -> Runtime:
@@ -235,6 +368,21 @@ def activate(runtime: Runtime) -> Runtime:
     if not _fork_hook_installed:
         os.register_at_fork(after_in_child=_after_fork)
         _fork_hook_installed = True
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        # Ours becomes the global provider (unless the user set one), so processors and
+        # tracers the user adds through the API share it.
+        trace.set_tracer_provider(runtime.tracer_provider)
+    return runtime
+
+
+def configure(config: Config) -> Runtime:
+    """The process's runtime under `config`: created once, reconfigured on later calls."""
+    config = usable(config)
+    runtime = _active
+    if runtime is None:
+        return activate(Runtime(config))
+    if runtime.config != config:
+        runtime.reconfigure(config)
     return runtime
 
 

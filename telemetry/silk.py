@@ -14,7 +14,9 @@ This module is imported from settings files: it imports no model and nothing of 
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from contextvars import ContextVar
 from random import random
 from typing import TYPE_CHECKING, Any
@@ -110,7 +112,7 @@ def should_profile(request: HttpRequest) -> bool:
     if _sampled_for_silk() or profile_requested(request):
         _connect_links()
         profiled_request.set(request)
-        _profile_started()
+        _profile_started(request)
         return True
     return False
 
@@ -120,32 +122,69 @@ def should_profile(request: HttpRequest) -> bool:
 # twice (measured: +70-90 us per query). Fleetscope keeps Silk's cost on profiled requests:
 # once no profiled request is in flight, Django's own execute_sql is put back, and Silk wraps
 # it again (its own `hasattr(SQLCompiler, "_execute_sql")` test) on the next one.
+#
+# A profiled request is "finished" by whichever comes first: TelemetryMiddleware's end of the
+# request, Django's request_finished signal in the request's own context (WSGI), or the
+# request object being freed. Under ASGI on Django 5.x request_finished fires in the parent
+# context, where the request's context variables are not visible: a context-variable flag
+# alone never dropped the count there. Each profiled request gets one `weakref.finalize`,
+# which runs at most once whoever calls it.
 _in_flight = 0
 _in_flight_lock = threading.Lock()
-_profiling: ContextVar[bool] = ContextVar("fleetscope_silk_profiling", default=False)
+_profiling: ContextVar[weakref.finalize | None] = ContextVar(
+    "fleetscope_silk_profiling", default=None
+)
+_FINISH_ATTR = "_fleetscope_silk_finish"
 
 
-def _profile_started() -> None:
+def in_flight() -> int:
+    """Profiled requests not finished yet (tests, `telemetry_check`)."""
+    return _in_flight
+
+
+def _profile_started(request: HttpRequest) -> None:
     global _in_flight
-    if _profiling.get():
+    if getattr(request, _FINISH_ATTR, None) is not None:
         return
-    _profiling.set(True)
     with _in_flight_lock:
         _in_flight += 1
+    finish = weakref.finalize(request, _profile_finished)
+    setattr(request, _FINISH_ATTR, finish)
+    _profiling.set(finish)
     from django.core.signals import request_finished
 
-    request_finished.connect(_profile_finished, dispatch_uid="fleetscope-silk-finished")
+    request_finished.connect(_on_request_finished, dispatch_uid="fleetscope-silk-finished")
 
 
-def _profile_finished(**kwargs: Any) -> None:
+def _on_request_finished(**kwargs: Any) -> None:
+    finish = _profiling.get()
+    if finish is not None:
+        _profiling.set(None)
+        finish()
+
+
+def finish_profile(request: HttpRequest) -> None:
+    """The end of a profiled request (called by TelemetryMiddleware); no-op otherwise."""
+    finish = getattr(request, _FINISH_ATTR, None)
+    if finish is not None:
+        finish()
+
+
+def _profile_finished() -> None:
     global _in_flight
-    if not _profiling.get():
-        return
-    _profiling.set(False)
     with _in_flight_lock:
         _in_flight -= 1
         if _in_flight == 0:
             restore_sql_compiler()
+
+
+def _after_fork() -> None:
+    global _in_flight, _in_flight_lock
+    _in_flight_lock = threading.Lock()
+    _in_flight = 0
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def restore_sql_compiler() -> None:

@@ -1,10 +1,14 @@
-"""Cheap tracing on the request thread: deferred client spans and a fast root-sampling decision.
+"""Cheap tracing on the request thread: deferred client spans, a fast root-sampling decision,
+and a tracer provider whose user-added processors see every span and can never break a request.
 
 Building an SDK span costs tens of microseconds in CPython (attribute validation, sampler,
 locks, processor hooks). A sampled request can run dozens of queries, so each query's span
-is kept as a `DeferredSpan` (ids, timestamps, the already-normalized statement) and handed
-to the span processors as is; `MaterializingSpanExporter`, running in the exporter's thread,
-turns each into a standard SDK `ReadableSpan` just before the OTLP exporter encodes it.
+is kept as a `DeferredSpan`: ids, timestamps and a shared `SpanTemplate` (name, kind and the
+already-normalized attributes, built once per statement). Fleetscope's own export queue
+takes it as is and the exporter thread encodes it straight to OTLP (telemetry/otlp.py).
+When the user adds a span processor of their own to the provider, deferred spans are turned
+into standard SDK `ReadableSpan`s first and handed to every processor, so what a user's
+processor sees is exactly what the SDK would give it.
 
 Unsampled root requests skip the SDK sampler too: the trace id is drawn here and the same
 rule as `TraceIdRatioBased` is applied to it. A sampled decision passes that id to the SDK
@@ -13,20 +17,23 @@ through `PresetTraceIdGenerator`, so the SDK's own sampler reaches the same verd
 
 from __future__ import annotations
 
+import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from fleetscope import __version__
+
+logger = logging.getLogger("telemetry")
 
 SCOPE = InstrumentationScope("fleetscope.telemetry", __version__)
 SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -68,52 +75,80 @@ def clear_preset(token: object) -> None:
     _preset_trace_id.reset(token)  # type: ignore[arg-type]
 
 
+class SpanTemplate:
+    """What every span of one statement (or cache operation) shares: built once, encoded once."""
+
+    __slots__ = ("attributes", "encoded", "kind", "name")
+
+    def __init__(
+        self, name: str, attributes: dict[str, Any], kind: SpanKind = SpanKind.CLIENT
+    ) -> None:
+        self.name = name
+        self.attributes = attributes
+        self.kind = kind
+        self.encoded: bytes | None = None  # OTLP bytes of name, kind, attributes (otlp.py)
+
+
 class DeferredSpan:
-    """A finished client span kept as plain data until the exporter thread needs it."""
+    """A finished, sampled client span kept as plain data until the exporter thread needs it."""
 
     __slots__ = (
-        "attributes",
-        "context",
         "end_ns",
         "error_type",
         "events",
-        "name",
-        "parent",
+        "parent_id",
+        "span_id",
         "start_ns",
+        "template",
+        "trace_id",
+        "trace_state",
     )
 
     def __init__(
         self,
-        name: str,
-        context: SpanContext,
-        parent: SpanContext,
+        template: SpanTemplate,
+        trace_id: int,
+        span_id: int,
+        parent_id: int,
+        trace_state: TraceState | None,
         start_ns: int,
         end_ns: int,
-        attributes: dict[str, Any],
         error_type: str | None = None,
         events: tuple[tuple[str, dict[str, Any]], ...] = (),
     ) -> None:
-        self.name = name
-        self.context = context  # what the span processors look at (trace_flags.sampled)
-        self.parent = parent
+        self.template = template
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.parent_id = parent_id
+        self.trace_state = trace_state
         self.start_ns = start_ns
         self.end_ns = end_ns
-        self.attributes = attributes
         self.error_type = error_type
         self.events = events
 
-    def materialize(self, resource: Resource) -> ReadableSpan:
-        attributes = self.attributes
+    @property
+    def name(self) -> str:
+        return self.template.name
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        attributes = self.template.attributes
         if self.error_type is not None:
             attributes = {**attributes, "error.type": self.error_type}
+        return attributes
+
+    def materialize(self, resource: Resource) -> ReadableSpan:
+        """The standard SDK span with the same content (for processors other than ours)."""
+        state = self.trace_state
+        parent = SpanContext(self.trace_id, self.parent_id, False, SAMPLED, state)
         return ReadableSpan(
-            name=self.name,
-            context=self.context,
-            parent=self.parent,
+            name=self.template.name,
+            context=SpanContext(self.trace_id, self.span_id, False, SAMPLED, state),
+            parent=parent,
             resource=resource,
-            attributes=attributes,
+            attributes=self.attributes,
             events=[Event(name, attrs, self.end_ns) for name, attrs in self.events],
-            kind=SpanKind.CLIENT,
+            kind=self.template.kind,
             status=_ERROR if self.error_type is not None else _UNSET,
             start_time=self.start_ns,
             end_time=self.end_ns,
@@ -121,24 +156,74 @@ class DeferredSpan:
         )
 
 
-def new_child_context(parent: SpanContext) -> SpanContext:
-    return SpanContext(parent.trace_id, getrandbits(64) or 1, False, SAMPLED, parent.trace_state)
+def new_span_id() -> int:
+    return getrandbits(64) or 1
 
 
-class MaterializingSpanExporter(SpanExporter):
-    """Turns deferred spans into SDK spans (in the exporter thread), then exports them all."""
+class GuardedProcessor(SpanProcessor):
+    """A user's span processor behind a guard: its exceptions are logged once, never raised into
+    the request that started or ended the span."""
 
-    def __init__(self, inner: SpanExporter, resource: Resource) -> None:
+    def __init__(self, inner: SpanProcessor) -> None:
         self.inner = inner
-        self.resource = resource
+        self._reported = False
 
-    def export(self, spans: Sequence[Any]) -> SpanExportResult:
-        resource = self.resource
-        ready = [s.materialize(resource) if type(s) is DeferredSpan else s for s in spans]
-        return self.inner.export(ready)
+    def _guard(self, action: Callable[[], Any], what: str) -> Any:
+        try:
+            return action()
+        except Exception:
+            if not self._reported:
+                self._reported = True
+                logger.exception(
+                    "Span processor %r raised in %s; Fleetscope keeps the request going "
+                    "(reported once per processor).",
+                    self.inner,
+                    what,
+                )
+            return None
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self._guard(lambda: self.inner.on_start(span, parent_context=parent_context), "on_start")
+
+    def _on_ending(self, span: Span) -> None:
+        hook = getattr(self.inner, "_on_ending", None)
+        if hook is not None:
+            self._guard(lambda: hook(span), "on_ending")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self._guard(lambda: self.inner.on_end(span), "on_end")
 
     def shutdown(self) -> None:
-        self.inner.shutdown()
+        self._guard(self.inner.shutdown, "shutdown")
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self.inner.force_flush(timeout_millis)
+        return bool(self._guard(lambda: self.inner.force_flush(timeout_millis), "force_flush"))
+
+
+class FleetscopeTracerProvider(TracerProvider):
+    """The SDK provider, keeping track of processors that are not Fleetscope's own.
+
+    Processors a user adds are guarded (an exception in them never reaches a request), and
+    when there is at least one, deferred spans are materialized and sent through all
+    processors as standard `ReadableSpan`s.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.processors: list[SpanProcessor] = []
+        self.has_foreign_processors = False
+
+    def add_span_processor(self, span_processor: SpanProcessor) -> None:
+        if not getattr(span_processor, "fleetscope_own", False):
+            span_processor = GuardedProcessor(span_processor)
+            self.has_foreign_processors = True
+        super().add_span_processor(span_processor)
+        self.processors.append(span_processor)
+
+    def set_resource(self, resource: Resource) -> None:
+        """A forked worker's spans name the worker, not the process it was forked from."""
+        self._resource = resource
+
+    def emit_materialized(self, span: ReadableSpan) -> None:
+        for processor in self.processors:
+            processor.on_end(span)

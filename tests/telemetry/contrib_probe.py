@@ -46,6 +46,7 @@ def main() -> None:
     client = Client()
     client.get("/items/5/")
     client.get("/books/n-plus-one/")
+    client.get("/no/such/page/")
 
     data = reader.get_metrics_data()
     names = sorted(
@@ -57,6 +58,18 @@ def main() -> None:
         }
     )
     runtime = get_runtime()
+    from telemetry.checks import telemetry_checks
+
+    metric_routes = sorted(
+        {
+            str((point.attributes or {}).get("http.route"))
+            for rm in (data.resource_metrics if data else [])
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == "http.server.request.duration"
+            for point in m.data.data_points
+        }
+    )
     print(
         json.dumps(
             {
@@ -67,6 +80,8 @@ def main() -> None:
                     if s.kind == trace.SpanKind.SERVER
                 ),
                 "sdk_metrics": names,
+                "metric_routes": metric_routes,
+                "check_ids": [m.id for m in telemetry_checks()],
                 "own_request_points": len(runtime.instruments.request_duration.attribute_sets()),
                 "n_plus_one": [[list(k), v] for k, v in runtime.instruments.n_plus_one.items()],
             }

@@ -69,3 +69,18 @@ def test_unknown_cache_alias_warns() -> None:
     assert _ids(TELEMETRY={"EXPORT": False, "CACHE_ALIASES": ["default", "nope"]}) == [
         "telemetry.W004"
     ]
+
+
+def test_contrib_mode_without_the_semconv_opt_in_is_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN", raising=False)
+    mode = {"EXPORT": False, "REQUEST_INSTRUMENTATION": "opentelemetry-instrumentation-django"}
+    assert _ids(TELEMETRY=mode) == ["telemetry.E008"]
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+    assert _ids(TELEMETRY=mode) == []
+
+
+def test_unusable_environment_values_warn(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "soon")
+    assert _ids(TELEMETRY={"EXPORT": False}) == ["telemetry.W005"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,8 @@ def probe() -> dict[str, Any]:
     result = subprocess.run(
         [sys.executable, "-m", "tests.telemetry.contrib_probe"],
         cwd=ROOT,
+        # The contrib package reports the stable HTTP conventions only when asked (check E008).
+        env={**os.environ, "OTEL_SEMCONV_STABILITY_OPT_IN": "http"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -29,8 +32,19 @@ def probe() -> dict[str, Any]:
 
 def test_contrib_middleware_owns_request_spans(probe: dict[str, Any]) -> None:
     assert probe["middleware"][0].startswith("opentelemetry.instrumentation.django")
-    # The contrib package reports routes without the leading slash (see docs/telemetry.md).
-    assert "items/<int:pk>/" in probe["span_routes"]
+
+
+def test_both_modes_label_routes_alike(probe: dict[str, Any]) -> None:
+    """Regression: contrib mode reported `items/<int:pk>/` (no leading slash) and no route for
+    unmatched requests, so `http_*` and `django_db_*` series did not join."""
+    assert probe["span_routes"] == ["/books/n-plus-one/", "/items/<int:pk>/", "unmatched"]
+    assert probe["metric_routes"] == ["/books/n-plus-one/", "/items/<int:pk>/", "unmatched"]
+
+
+def test_the_middleware_check_is_right_in_contrib_mode(probe: dict[str, Any]) -> None:
+    """Regression: W002 told users to move TelemetryMiddleware above the contrib middleware,
+    which the contrib instrumentor inserts at index 0 itself."""
+    assert probe["check_ids"] == []
 
 
 def test_contrib_emits_the_same_request_duration_metric(probe: dict[str, Any]) -> None:

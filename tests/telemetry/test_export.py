@@ -1,43 +1,96 @@
-"""Export: the aggregator's metrics ride along with the SDK's in one standard OTLP batch."""
+"""Export: one standard OTLP request per signal, failures counted and retried as documented."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    InMemoryMetricReader,
-    MetricExporter,
-    MetricExportResult,
-    MetricsData,
+import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
 )
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 
 from telemetry.conf import build_config
-from telemetry.export import MergingMetricExporter
+from telemetry.export import SPAN_BATCH, ExportWorker, FailureLog
 from telemetry.runtime import Runtime
+from telemetry.spans import DeferredSpan, SpanTemplate
 
 
-class Capture(MetricExporter):
-    def __init__(self, result: MetricExportResult = MetricExportResult.SUCCESS) -> None:
-        super().__init__()
-        self.batches: list[MetricsData] = []
-        self.result = result
+class Receiver:
+    """A local OTLP/HTTP endpoint answering with a chosen status, recording what it got."""
 
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
-    ) -> MetricExportResult:
-        self.batches.append(metrics_data)
-        return self.result
+    def __init__(self) -> None:
+        self.status = 200
+        self.bodies: dict[str, list[bytes]] = {"/v1/traces": [], "/v1/metrics": []}
+        self.headers: list[dict[str, str]] = []
+        receiver = self
 
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return True
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.headers.append({k.lower(): v for k, v in self.headers.items()})
+                if receiver.status == 200:
+                    receiver.bodies[self.path].append(body)
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        return None
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def spans(self) -> int:
+        return sum(
+            len(ss.spans)
+            for body in self.bodies["/v1/traces"]
+            for rs in ExportTraceServiceRequest.FromString(body).resource_spans
+            for ss in rs.scope_spans
+        )
+
+    def metric_names(self) -> set[str]:
+        return {
+            m.name
+            for body in self.bodies["/v1/metrics"]
+            for rm in ExportMetricsServiceRequest.FromString(body).resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+        }
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
-def _names(data: MetricsData) -> set[str]:
-    return {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    local = Receiver()
+    yield local
+    local.close()
+
+
+def make_worker(endpoint: str, **settings: Any) -> tuple[Runtime, ExportWorker]:
+    config = build_config({"ENDPOINT": endpoint, "PROCESS_METRICS": False, **settings}, environ={})
+    runtime = Runtime(config)
+    return runtime, ExportWorker(runtime)
+
+
+TEMPLATE = SpanTemplate("SELECT t", {"db.system.name": "sqlite"})
+
+
+def deferred(n: int) -> list[DeferredSpan]:
+    return [DeferredSpan(TEMPLATE, 7, i + 1, 99, None, 1, 2) for i in range(n)]
 
 
 def test_aggregated_metrics_join_the_sdk_batch_under_the_same_resource() -> None:
@@ -48,22 +101,19 @@ def test_aggregated_metrics_join_the_sdk_batch_under_the_same_resource() -> None
     provider.get_meter("t").create_counter("sdk.counter").add(1)
     sdk_data = reader.get_metrics_data()
     assert sdk_data is not None
-    capture = Capture()
-    MergingMetricExporter(capture, runtime).export(sdk_data)
-    (batch,) = capture.batches
-    assert len(batch.resource_metrics) == 1
-    assert _names(batch) == {"sdk.counter", "django.db.slow_queries"}
+    merged = runtime.merge_metrics(sdk_data)
+    assert len(merged.resource_metrics) == 1
+    names = {m.name for sm in merged.resource_metrics[0].scope_metrics for m in sm.metrics}
+    assert names == {"sdk.counter", "django.db.slow_queries"}
 
 
 def test_statement_info_is_exported_for_each_known_fingerprint() -> None:
     runtime = Runtime(build_config({"EXPORT": False}))
     statement = runtime.catalog.lookup("SELECT * FROM shop_product WHERE id = 42")
-    capture = Capture()
-    MergingMetricExporter(capture, runtime).export(MetricsData(resource_metrics=[]))
-    (batch,) = capture.batches
+    merged = runtime.merge_metrics(MetricsData(resource_metrics=[]))
     info = next(
         m
-        for rm in batch.resource_metrics
+        for rm in merged.resource_metrics
         for sm in rm.scope_metrics
         for m in sm.metrics
         if m.name == "django.db.statement.info"
@@ -77,9 +127,79 @@ def test_statement_info_is_exported_for_each_known_fingerprint() -> None:
     assert "42" not in statement.text
 
 
-def test_failed_exports_are_counted() -> None:
-    runtime = Runtime(build_config({"EXPORT": False}))
-    merging = MergingMetricExporter(Capture(MetricExportResult.FAILURE), runtime)
-    merging.export(MetricsData(resource_metrics=[]))
-    merging.export(MetricsData(resource_metrics=[]))
-    assert merging.failures == 2
+def test_spans_and_metrics_reach_the_endpoint(receiver: Receiver) -> None:
+    runtime, worker = make_worker(receiver.endpoint)
+    for span in deferred(SPAN_BATCH + 10):  # two batches
+        runtime.span_queue.on_end(span)
+    runtime.instruments.slow_queries.add(("abc", "/x/"))
+    worker.export_spans()
+    assert worker.export_metrics_once()
+    assert receiver.spans() == SPAN_BATCH + 10
+    assert len(receiver.bodies["/v1/traces"]) == 2
+    assert "django.db.slow_queries" in receiver.metric_names()
+    assert runtime.instruments.spans_exported.value(()) == SPAN_BATCH + 10
+
+
+def test_a_retryable_refusal_keeps_the_batch_and_counts_the_failure(receiver: Receiver) -> None:
+    runtime, worker = make_worker(receiver.endpoint)
+    receiver.status = 503
+    for span in deferred(5):
+        runtime.span_queue.on_end(span)
+    worker.export_spans()
+    assert runtime.instruments.export_failures.value(("traces", "http_503")) == 1
+    assert receiver.spans() == 0
+    receiver.status = 200
+    worker.export_spans(deadline=float("inf"))  # the retry, without waiting for the backoff
+    assert receiver.spans() == 5
+    assert runtime.instruments.spans_dropped.items() == []
+
+
+def test_a_permanent_refusal_drops_and_counts_the_batch(receiver: Receiver) -> None:
+    runtime, worker = make_worker(receiver.endpoint)
+    receiver.status = 400
+    for span in deferred(3):
+        runtime.span_queue.on_end(span)
+    worker.export_spans()
+    assert runtime.instruments.spans_dropped.value(("rejected",)) == 3
+    assert len(runtime.span_queue) == 0
+
+
+def test_a_full_queue_drops_new_spans_and_counts_them() -> None:
+    runtime = Runtime(build_config({"EXPORT": False, "SPAN_QUEUE_SIZE": 4}))
+    for span in deferred(10):
+        runtime.span_queue.on_end(span)
+    assert len(runtime.span_queue) == 4
+    assert runtime.instruments.spans_dropped.value(("queue_full",)) == 6
+
+
+def test_failed_metric_exports_are_counted_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runtime, worker = make_worker("http://127.0.0.1:9")  # discard port: connection refused
+    with caplog.at_level("WARNING", logger="telemetry"):
+        for _ in range(3):
+            assert not worker.export_metrics_once()
+    assert runtime.instruments.export_failures.value(("metrics", "connection")) == 3
+    assert len([r for r in caplog.records if r.name == "telemetry"]) == 1
+
+
+def test_the_failure_log_reports_the_count_it_covers(caplog: pytest.LogCaptureFixture) -> None:
+    log = FailureLog(interval=0.0)
+    target = build_config({}, environ={}).traces
+    with caplog.at_level("WARNING", logger="telemetry"):
+        log.failed(target, "refused", "x")
+        log.failed(target, "refused", "x")
+    assert ["1 failed attempt" in r.getMessage() for r in caplog.records] == [True, True]
+
+
+def test_otlp_headers_from_the_environment_are_sent(receiver: Receiver) -> None:
+    config = build_config(
+        {"PROCESS_METRICS": False},
+        environ={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Bearer%20s3cret",
+        },
+    )
+    worker = ExportWorker(Runtime(config))
+    assert worker.export_metrics_once()
+    assert receiver.headers[-1]["authorization"] == "Bearer s3cret"

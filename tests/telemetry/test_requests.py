@@ -98,3 +98,30 @@ def test_async_requests_are_measured(rt: Runtime, settings: Any) -> None:
 
     assert asyncio.run(go()) == 200
     assert _count(rt, "GET", "/items/<int:pk>/", 200) == 1
+
+
+def test_spans_carry_the_route_not_the_raw_path(
+    make_runtime: Any, spans: InMemorySpanExporter
+) -> None:
+    """Regression: sampled spans exported `url.path`, i.e. ids and password-reset tokens."""
+    make_runtime(TRACES_SAMPLE_RATE=1.0)
+    Client().get("/reset/MTIz/c3x9kq-8f1e2d3c4b5a69788796a5b4c3d2e1f0/")
+    (server,) = [s for s in spans.get_finished_spans() if s.name.startswith("GET")]
+    attributes = dict(server.attributes or {})
+    assert attributes["http.route"] == "/reset/<uidb64>/<token>/"
+    assert "url.path" not in attributes
+    assert "c3x9kq" not in repr(attributes)
+
+
+def test_the_raw_path_when_asked_is_scrubbed(
+    make_runtime: Any, spans: InMemorySpanExporter
+) -> None:
+    make_runtime(TRACES_SAMPLE_RATE=1.0, RECORD_URL_PATH=True)
+    Client().get("/reset/MTIz/c3x9kq-8f1e2d3c4b5a69788796a5b4c3d2e1f0/")
+    Client().get("/items/42/")
+    paths = sorted(
+        str((s.attributes or {})["url.path"])
+        for s in spans.get_finished_spans()
+        if s.name.startswith("GET")
+    )
+    assert paths == ["/items/42/", "/reset/<uidb64>/<token>/"]

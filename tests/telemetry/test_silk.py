@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django.db.models.sql.compiler import SQLCompiler
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, RequestFactory
-from django.urls import include, path
+from django.urls import include, path, resolve
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -120,11 +120,15 @@ def books() -> None:
 
 
 def _server_span(spans: InMemorySpanExporter, path: str) -> ReadableSpan:
-    return next(
+    """The last server span of the route `path` resolves to (spans carry routes, not paths)."""
+    route = "/" + resolve(path).route
+    return [
         s
         for s in spans.get_finished_spans()
-        if s.kind == trace.SpanKind.SERVER and s.attributes and s.attributes.get("url.path") == path
-    )
+        if s.kind == trace.SpanKind.SERVER
+        and s.attributes
+        and s.attributes.get("http.route") == route
+    ][-1]
 
 
 def _profile(client: Client, url: str, **kwargs: Any) -> Request:

@@ -1,67 +1,80 @@
-"""`manage.py telemetry_check`: the effective configuration and whether the collector answers."""
+"""`manage.py telemetry_check`: the effective configuration, where each value came from, and
+whether the collector answers (probed exactly as export sends: same protocol, URL, headers)."""
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 from django.core.management.base import BaseCommand, CommandError
 
-from telemetry.conf import get_config
+from telemetry.conf import ExportTarget, get_config
 from telemetry.resource import build_resource
 from telemetry.runtime import get_runtime
+from telemetry.transport import make_sender
+
+PROBE_TIMEOUT_SECONDS = 3.0
 
 
 class Command(BaseCommand):
-    help = "Print Fleetscope's effective telemetry configuration and probe the OTLP endpoint."
+    help = "Print Fleetscope's effective telemetry configuration and probe the OTLP endpoints."
 
     def handle(self, *args: Any, **options: Any) -> None:
         config = get_config()
         runtime = get_runtime()
         resource = build_resource(config)
-        rows = [
-            ("service.name", config.service_name),
-            ("host.name", config.node),
+        source = config.sources
+        rows: list[tuple[str, object]] = [
+            ("service.name", f"{config.service_name}  (from {source['service.name']})"),
+            ("host.name", f"{config.node}  (from {source['host.name']})"),
             ("service.instance.id", resource.attributes.get("service.instance.id")),
-            ("endpoint", config.endpoint),
-            ("protocol", config.protocol),
-            ("sampler", f"{config.sampler} ({config.sampler_arg})"),
-            ("metric export interval", f"{config.metric_export_interval_ms} ms"),
+        ]
+        for target, exporting in (
+            (config.traces, config.export_traces),
+            (config.metrics, config.export_metrics),
+        ):
+            origin = dict(target.sources)
+            rows.append(
+                (
+                    f"{target.signal} export",
+                    f"{target.protocol} {target.url}  (from {origin['endpoint']})"
+                    if exporting
+                    else "off",
+                )
+            )
+            if target.headers:
+                rows.append((f"{target.signal} headers", ", ".join(target.header_names)))
+        rows += [
+            ("sampler", f"{config.sampler} ({config.sampler_arg})  (from {source['sampler']})"),
+            (
+                "metric export interval",
+                f"{config.metric_export_interval_ms} ms  (from {source['metric export interval']})",
+            ),
             ("request instrumentation", config["REQUEST_INSTRUMENTATION"]),
             ("slow query threshold", f"{config['SLOW_QUERY_MS']} ms"),
             ("N+1 threshold", config["N_PLUS_ONE_THRESHOLD"]),
             ("max fingerprints", config["MAX_FINGERPRINTS"]),
-            ("export", "on" if config["EXPORT"] else "off"),
-            ("runtime started", runtime.started),
+            ("exporting in this process", runtime.worker is not None),
         ]
         width = max(len(name) for name, _ in rows)
         for name, value in rows:
             self.stdout.write(f"{name:<{width}}  {value}")
-        reachable, detail = probe_endpoint(config.endpoint, config.protocol)
-        self.stdout.write(f"{'collector':<{width}}  {detail}")
-        if not reachable:
-            raise CommandError(f"The OTLP endpoint {config.endpoint} does not answer: {detail}")
+        failures = []
+        for target in (config.traces, config.metrics):
+            reachable, detail = probe(target)  # also when export is off: is it reachable?
+            self.stdout.write(f"{'collector (' + target.signal + ')':<{width}}  {detail}")
+            if not reachable:
+                failures.append(f"{target.signal}: {detail}")
+        if failures:
+            raise CommandError("The OTLP endpoint does not answer: " + "; ".join(failures))
 
 
-def probe_endpoint(endpoint: str, protocol: str) -> tuple[bool, str]:
-    """An empty OTLP/HTTP export is the cheapest request a collector must answer."""
-    if protocol == "grpc":
-        import socket
-
-        parts = urlsplit(endpoint)
-        try:
-            with socket.create_connection((parts.hostname or "", parts.port or 4317), 2):
-                return True, "reachable (gRPC port open)"
-        except OSError as exc:
-            return False, f"unreachable ({exc})"
-    url = endpoint.rstrip("/") + "/v1/metrics"
+def probe(target: ExportTarget) -> tuple[bool, str]:
+    """An empty export request is the cheapest one a collector must answer."""
+    sender = make_sender(target)
     try:
-        response = httpx.post(
-            url, content=b"", timeout=3, headers={"Content-Type": "application/x-protobuf"}
-        )
-    except httpx.HTTPError as exc:
-        return False, f"unreachable ({exc.__class__.__name__}: {exc})"
-    if response.status_code < 400:
-        return True, f"answers (HTTP {response.status_code} from {url})"
-    return False, f"HTTP {response.status_code} from {url}"
+        result = sender.send(b"", PROBE_TIMEOUT_SECONDS)
+    finally:
+        sender.close()
+    if result.ok:
+        return True, f"answers ({target.protocol} {target.url})"
+    return False, f"unreachable: {result.detail} ({target.protocol} {target.url})"

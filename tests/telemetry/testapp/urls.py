@@ -15,4 +15,7 @@ urlpatterns = [
     path("authors/literal/", views.literal),
     path("slow/", views.slow),
     path("local-cache/", views.local_cache),
+    path("two-aliases/", views.two_aliases),
+    path("preexec/", views.preexec),
+    path("reset/<uidb64>/<token>/", views.password_reset),
 ]

@@ -75,3 +75,24 @@ def local_cache(request: HttpRequest) -> JsonResponse:
     local = caches["local"]
     local.set("present", 1)
     return JsonResponse({"hit": local.get("present"), "miss": local.get("absent")})
+
+
+def two_aliases(request: HttpRequest) -> JsonResponse:
+    """Two queries on `default` and one on `other`."""
+    authors = Author.objects.count()
+    books = Book.objects.count()
+    others = Author.objects.using("other").count()
+    return JsonResponse({"authors": authors, "books": books, "other": others})
+
+
+def preexec(request: HttpRequest) -> JsonResponse:
+    """subprocess with preexec_fn forks from inside a request: the fork hook must not block."""
+    import subprocess
+
+    result = subprocess.run(["true"], preexec_fn=lambda: None, timeout=30, check=False)
+    return JsonResponse({"returncode": result.returncode})
+
+
+def password_reset(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
+    """Shaped like django.contrib.auth's reset URL: the path itself is a credential."""
+    return HttpResponse("ok")
