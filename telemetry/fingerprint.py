@@ -85,7 +85,8 @@ _ROW = rf"\( ?{_ITEM}(?: ?, ?{_ITEM})* ?\)"
 _IN_LIST = re.compile(
     rf"({_keyword('IN')}) ?\( ?(?:{_ITEM}|{_ROW})(?: ?, ?(?:{_ITEM}|{_ROW}))* ?\)"
 )
-_VALUE = rf"(?:{_ITEM}|(?i:NULL|DEFAULT))"
+# "..." is a run of rows folded before double-quoted values were (see normalize).
+_VALUE = rf"(?:{_ITEM}|(?i:NULL|DEFAULT)|\.\.\.)"
 _VALUES_ROW = rf"\( ?{_VALUE}(?: ?, ?{_VALUE})* ?\)"
 _VALUES_LIST = re.compile(rf"({_keyword('VALUES')}) ?{_VALUES_ROW}(?: ?, ?{_VALUES_ROW})*")
 _ARRAY_LIST = re.compile(rf"({_keyword('ARRAY')}) ?\[ ?{_ITEM}(?: ?, ?{_ITEM})* ?\]")
