@@ -621,3 +621,131 @@ def test_normalize_and_summarize_accept_any_text(sql: str) -> None:
     operation, summary = summarize(normalize(sql))
     assert re.fullmatch(r"[A-Z_]+", operation)
     assert len(summary) <= 255
+
+
+# --- dialects, bounds and repeatable statements (catalog) ------------------------------------
+
+
+def test_lookup_caches_per_vendor_and_normalizes_with_its_rules() -> None:
+    catalog = StatementCatalog()
+    raw = 'SELECT "t"."a" FROM "t" WHERE "t"."b" = "secret"'
+    sqlite = catalog.lookup(raw, "sqlite")
+    postgresql = catalog.lookup(raw, "postgresql")
+    assert sqlite.text == 'SELECT "t"."a" FROM "t" WHERE "t"."b" = ?'
+    assert postgresql.text == raw  # a quoted identifier in PostgreSQL
+    assert catalog.lookup(raw, "sqlite") is sqlite
+    assert catalog.lookup(raw, "postgresql") is postgresql
+    assert catalog.cached_sql_count == 2
+
+
+def test_oversize_statements_are_folded_without_being_scanned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from telemetry import fingerprint
+
+    def never(sql: str, vendor: str | None = None) -> str:
+        raise AssertionError("an oversize statement was scanned")
+
+    monkeypatch.setattr(fingerprint, "normalize", never)
+    catalog = StatementCatalog()
+    rows = ", ".join(["(%s, %s, 'secret')"] * 10_000)
+    bulk = f'  INSERT INTO "shop_order" ("a", "b", "c") VALUES {rows}'
+    assert len(bulk) > fingerprint.MAX_SQL_LENGTH
+    statement = catalog.lookup(bulk, "postgresql")
+    assert statement == Statement("oversize", "INSERT", "INSERT", "INSERT", repeatable=False)
+    assert catalog.lookup("/* x */ SELECT " + "1, " * 30_000, "sqlite").operation == "OTHER"
+    assert catalog.lookup(bulk.encode(), "postgresql") is statement  # type: ignore[arg-type]
+    # Neither counted against the fingerprint cap, nor exported as statement info, nor cached.
+    assert catalog.statements() == []
+    assert catalog.cached_sql_count == 0
+
+
+def test_raw_sql_cache_holds_at_most_its_byte_budget() -> None:
+    import tracemalloc
+
+    from telemetry.fingerprint import MAX_CACHED_SQL_BYTES
+
+    catalog = StatementCatalog()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(1_500):  # 1,500 distinct statements of 20 KB: 30 MB of raw SQL
+            catalog.lookup(f"SELECT {n} /* {'x' * 20_000} */ FROM t")
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held <= MAX_CACHED_SQL_BYTES * 1.1
+    assert catalog.lookup("SELECT 2 /* y */ FROM t").text == "SELECT ? FROM t"
+
+
+def test_byte_budget_and_entry_count_clear_the_cache_but_keep_fingerprints() -> None:
+    catalog = StatementCatalog(max_cached_bytes=100_000)
+    first = catalog.lookup("SELECT 1 FROM a")
+    for n in range(50):
+        catalog.lookup(f"SELECT {n} /* {'x' * 10_000} */ FROM a")
+        assert catalog.cached_sql_bytes <= 100_000
+    assert catalog.cached_sql_count < 50
+    assert catalog.lookup("SELECT 1 FROM a") is first
+    assert catalog.statements() == [first]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "BEGIN",
+        "BEGIN IMMEDIATE",
+        "START TRANSACTION",
+        "COMMIT",
+        "END",
+        "ROLLBACK",
+        'SAVEPOINT "s140_x1"',
+        'RELEASE SAVEPOINT "s140_x1"',
+        'ROLLBACK TO SAVEPOINT "s140_x1"',
+        "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+        "XA START 'x'",
+    ],
+)
+def test_transaction_control_is_not_repeatable(raw: str) -> None:
+    statement = StatementCatalog().lookup(raw, "postgresql")
+    assert statement.fingerprint != "other"
+    assert not statement.repeatable
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        'SELECT "t"."a" FROM "t" WHERE "t"."id" = %s',
+        "BEGIN dbms_output.put_line(:arg0); END;",  # a PL/SQL block, not a transaction
+        "UPDATE t SET began = 1",
+    ],
+)
+def test_other_statements_are_repeatable(raw: str) -> None:
+    assert StatementCatalog().lookup(raw, "oracle").repeatable
+
+
+def test_overflow_statements_are_not_repeatable() -> None:
+    catalog = StatementCatalog(max_fingerprints=1)
+    catalog.lookup("SELECT 1 FROM a")
+    assert catalog.lookup("SELECT 1 FROM b") is OVERFLOW
+    assert catalog.lookup(object()) is OVERFLOW  # type: ignore[arg-type]
+    assert not OVERFLOW.repeatable
+
+
+def test_text_and_summary_are_capped_in_utf8_bytes_between_characters() -> None:
+    catalog = StatementCatalog()  # MAX_STATEMENT_LENGTH's default: 2,048
+    table = "tàblé_€_" * 200  # 2,400 characters, 3,800 bytes
+    statement = catalog.lookup(f'SELECT "{table}"."id" FROM "{table}" WHERE "id" = 1', "sqlite")
+    text, summary = statement.text.encode(), statement.summary.encode()
+    assert 2_040 < len(text) <= 2_048
+    assert len(summary) <= 255
+    assert statement.text.endswith("…") and statement.summary.endswith("…")
+    assert statement.text.startswith('SELECT "tàblé_€_')
+    assert statement.summary.startswith("SELECT tàblé_€_")
+    # Never cut inside a character: the bytes decode back to the same text.
+    assert (text.decode(), summary.decode()) == (statement.text, statement.summary)
+
+
+def test_lone_surrogates_never_reach_an_exported_label() -> None:
+    statement = StatementCatalog().lookup('SELECT "a\ud800" FROM "t\udfff"', "postgresql")
+    assert statement.text == 'SELECT "a?" FROM "t?"'  # UTF-8 can carry it
+    assert statement.summary == "SELECT t?"
