@@ -229,7 +229,7 @@ def test_identifiers_django_generates_stay_readable_on_sqlite() -> None:
 
     captured: list[str] = []
 
-    def capture(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+    def capture(execute, sql, params, many, context):
         captured.append(sql)
         return execute(sql, params, many, context)
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from telemetry.fingerprint import fingerprint_of, normalize
+
+Draw = Callable[[st.SearchStrategy[Any]], Any]  # what DataObject.draw is
 
 CANARY = "Zq7canary"
 HEX_CANARY = "CAFE"  # in hex literals and blobs; no template holds it
@@ -21,14 +24,14 @@ DIGIT_CANARY = "7319"  # templates hold no digit at all
 _CONTENT = st.text(st.sampled_from(list("ab é€'\"`\\*/-#$:?%_;()[]{}\n\r\t")), max_size=8)
 
 
-def _content(draw: st.DrawFn, without: str = "") -> str:
+def _content(draw: Draw, without: str = "") -> str:
     text = draw(_CONTENT) + CANARY + draw(_CONTENT)
     for unwanted in without:
         text = text.replace(unwanted, "")
     return text
 
 
-def _number(draw: st.DrawFn, forms: list[str]) -> str:
+def _number(draw: Draw, forms: list[str]) -> str:
     form = draw(st.sampled_from(forms))
     digits = draw(st.integers(min_value=0, max_value=999))
     literal = {
@@ -46,7 +49,7 @@ def _number(draw: st.DrawFn, forms: list[str]) -> str:
     return "-" + literal if draw(st.booleans()) else literal
 
 
-def _escape_sequences(draw: st.DrawFn, text: str, sequences: list[str]) -> str:
+def _escape_sequences(draw: Draw, text: str, sequences: list[str]) -> str:
     extra = draw(st.lists(st.sampled_from(sequences), max_size=3))
     return "".join(extra) + text + "".join(reversed(extra))
 
@@ -57,7 +60,7 @@ def _escape_sequences(draw: st.DrawFn, text: str, sequences: list[str]) -> str:
 # statement, so statements holding them need not share a fingerprint.
 
 
-def postgresql_string(draw: st.DrawFn, ambiguous: bool) -> str:
+def postgresql_string(draw: Draw, ambiguous: bool) -> str:
     form = draw(st.sampled_from(["standard", "E", "U&", "N", "B", "X", "dollar", "tagged"]))
     if form in ("standard", "N"):
         text = _content(draw, without="" if ambiguous else "\\").replace("'", "''")
@@ -77,7 +80,7 @@ def postgresql_string(draw: st.DrawFn, ambiguous: bool) -> str:
     return f"${tag}$" + _content(draw, without="$") + f"${tag}$"
 
 
-def sqlite_string(draw: st.DrawFn, ambiguous: bool) -> str:
+def sqlite_string(draw: Draw, ambiguous: bool) -> str:
     form = draw(st.sampled_from(["string", "double-quoted", "blob"]))
     if form == "string":
         return "'" + _content(draw).replace("'", "''") + "'"
@@ -87,7 +90,7 @@ def sqlite_string(draw: st.DrawFn, ambiguous: bool) -> str:
     return draw(st.sampled_from(["X", "x"])) + f"'00{HEX_CANARY}'"
 
 
-def mysql_string(draw: st.DrawFn, ambiguous: bool) -> str:
+def mysql_string(draw: Draw, ambiguous: bool) -> str:
     form = draw(st.sampled_from(["string", "double-quoted", "N", "charset", "X", "0x", "b", "0b"]))
     if form in ("string", "N", "charset"):
         text = _content(draw).replace("\\", "\\\\")
@@ -108,20 +111,20 @@ def mysql_string(draw: st.DrawFn, ambiguous: bool) -> str:
     return f"b'{bits}'" if form == "b" else f"0b{bits}"
 
 
-def postgresql_comment(draw: st.DrawFn) -> str:
+def postgresql_comment(draw: Draw) -> str:
     if draw(st.booleans()):
         return "-- " + _content(draw, without="\r\n") + "\n"
     inner = "/* " + _content(draw, without="*/") + " */"
     return "/* " + _content(draw, without="*/") + inner + _content(draw, without="*/") + " */"
 
 
-def sqlite_comment(draw: st.DrawFn) -> str:
+def sqlite_comment(draw: Draw) -> str:
     if draw(st.booleans()):
         return "--" + _content(draw, without="\n") + "\n"  # a carriage return does not end it
     return "/*" + _content(draw, without="*") + "*/"
 
 
-def mysql_comment(draw: st.DrawFn) -> str:
+def mysql_comment(draw: Draw) -> str:
     form = draw(st.sampled_from(["#", "-- ", "/*", "/*!"]))
     if form in ("#", "-- "):
         return form + _content(draw, without="\n") + "\n"
@@ -130,9 +133,9 @@ def mysql_comment(draw: st.DrawFn) -> str:
 
 @dataclass(frozen=True)
 class Dialect:
-    string: Callable[[st.DrawFn, bool], str]
+    string: Callable[[Draw, bool], str]
     numbers: list[str]
-    comment: Callable[[st.DrawFn], str]
+    comment: Callable[[Draw], str]
     quote: str
     placeholders: list[str]
 
@@ -174,9 +177,7 @@ TEMPLATES = [
 _SLOT = re.compile(r"\{(s|n|v|in|rows|c)\}|<(\w+)>")
 
 
-def render(
-    template: str, dialect: Dialect, draw: st.DrawFn, placeholders: bool, ambiguous: bool
-) -> str:
+def render(template: str, dialect: Dialect, draw: Draw, placeholders: bool, ambiguous: bool) -> str:
     def value(kind: str) -> str:
         if placeholders:
             return draw(st.sampled_from(dialect.placeholders))
