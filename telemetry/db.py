@@ -19,6 +19,7 @@ wrappers inside it (a commenter adds microseconds); a user's wrapper that blocks
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from time import perf_counter, time_ns
 from typing import Any
@@ -43,6 +44,11 @@ DB_SYSTEMS = {
     "oracle": "oracle.db",
 }
 MAX_CACHED_KEYS = 5000
+# Bytes of raw SQL one observer (one connection) keeps as cache keys, with an estimate of
+# each entry's tuples; a statement bigger than a sixteenth of it is looked up in the
+# catalog each time instead of evicting everything else.
+MAX_CACHED_KEY_BYTES = 4 * 1024 * 1024
+_KEY_ENTRY_OVERHEAD = 200
 SLOW_EVENT = "slow query"
 # Statements a profiler issues inside a request (Silk's EXPLAINs and its own bookkeeping
 # rows) are real database load but not the view's doing: they are timed, never counted
@@ -59,6 +65,8 @@ Execute = Callable[[Any, Any, bool, dict[str, Any]], Any]
 
 class QueryObserver:
     """Times every statement of one connection and records it into the runtime."""
+
+    _key_bytes = 0  # bytes counted into self._keys (see MAX_CACHED_KEY_BYTES)
 
     def __init__(self, runtime: Runtime, alias: str, vendor: str) -> None:
         self.runtime = runtime
@@ -95,12 +103,20 @@ class QueryObserver:
         if type(sql) is not str:
             # e.g. psycopg's sql.Composed: its repr can hold values, so it is never rendered;
             # the catalog files it under the overflow statement.
-            return self._new_entry(self._catalog.lookup(sql))
+            return self._new_entry(self._catalog.lookup(sql, self.system))
         entry = self._keys.get(sql)
         if entry is None:
-            if len(self._keys) >= MAX_CACHED_KEYS:
-                self._keys = {}
-            entry = self._keys[sql] = self._new_entry(self._catalog.lookup(sql))
+            entry = self._new_entry(self._catalog.lookup(sql, self.system))
+            size = sys.getsizeof(sql) + _KEY_ENTRY_OVERHEAD
+            if size <= MAX_CACHED_KEY_BYTES // 16:
+                if (
+                    len(self._keys) >= MAX_CACHED_KEYS
+                    or self._key_bytes + size > MAX_CACHED_KEY_BYTES
+                ):
+                    self._keys = {}
+                    self._key_bytes = 0
+                self._keys[sql] = entry
+                self._key_bytes += size
         return entry
 
     def _new_entry(self, statement: Statement) -> tuple[tuple[str, ...], Statement, bool]:
@@ -121,9 +137,10 @@ class QueryObserver:
                 self._slow_queries.add((fingerprint, NO_ROUTE))
             return
         state.queries += 1
-        repeats = state.repeats
-        count = repeats.get(fingerprint, 0) + 1
-        repeats[fingerprint] = count
+        if statement.repeatable:
+            # Transaction control and the shared overflow/oversize statements are never an N+1.
+            repeats = state.repeats
+            repeats[fingerprint] = repeats.get(fingerprint, 0) + 1
         if duration >= slow:
             state.slow.append(fingerprint)
 

@@ -1,95 +1,74 @@
 """SQL statement normalization and fingerprinting, cached by raw SQL for the per-query hot path.
 
-`normalize` folds every literal and placeholder to ``?`` so that no value ever leaves the
-process; `fingerprint_of` hashes the result into a short, process-independent id;
-`StatementCatalog.lookup` turns raw SQL into a `Statement` with a plain dict hit once the
-string has been seen, and caps the number of distinct fingerprints per process.
-
-Quoting follows standard SQL (PostgreSQL, SQLite, Oracle): ``''`` escapes a quote, a
-backslash is an ordinary character except in ``E'...'`` strings, double quotes and
-backticks delimit identifiers, block comments nest (as in PostgreSQL, which is also the
-reading that hides the most text). MySQL's backslash escapes in ordinary strings, its
-double-quoted strings and its ``#`` comments are not recognised: Django itself never
-inlines values, so only hand-written raw SQL of that dialect is affected.
+`normalize` folds every literal and placeholder to ``?`` under the lexical rules of the
+database that runs the statement (`telemetry.sqllex`, `telemetry.sqlquotes`), so that no
+value ever leaves the process; `fingerprint_of` hashes the result into a short,
+process-independent id; `StatementCatalog.lookup` turns raw SQL into a `Statement` with a
+plain dict hit once the string has been seen, caps the number of distinct fingerprints per
+process and keeps its raw-SQL cache within a byte budget. Statements longer than
+`MAX_SQL_LENGTH` are never scanned: they all share one `oversize` statement per operation.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from dataclasses import dataclass
 
+from .sqllex import dialect_for, fold_literals
+from .sqlquotes import fold_double_quoted_values
+
 __all__ = [
+    "MAX_CACHED_SQL_BYTES",
+    "MAX_SQL_LENGTH",
     "OVERFLOW",
+    "OVERSIZE_FINGERPRINT",
     "Statement",
     "StatementCatalog",
     "fingerprint_of",
     "normalize",
+    "oversize_statement",
     "summarize",
 ]
+
+# Longer statements are not normalized. A miss costs 1-2 µs per literal, comment or quoted
+# name, so the densest 64 KiB statement (32,000 inline numbers) takes ~60 ms once, while
+# Django's bulk_create of 1,000 rows of 10 columns (45 KB) or an IN list of 15,000 ids
+# (60 KB) still fits and takes a few ms (docs/telemetry.md has the figures).
+MAX_SQL_LENGTH = 64 * 1024  # characters
+# Raw SQL strings the catalog keeps (sys.getsizeof, plus an estimate of the dict entry).
+MAX_CACHED_SQL_BYTES = 16 * 1024 * 1024
+_ENTRY_OVERHEAD = 100
 
 
 @dataclass(frozen=True, slots=True)
 class Statement:
-    """One normalized statement, as reported in metric attributes."""
+    """One normalized statement, as reported in metric attributes.
+
+    `repeatable` is False where executing the statement several times in one request says
+    nothing about the code (transaction control, and the shared `OVERFLOW` and oversize
+    statements, which stand for many different statements): those never count as an N+1.
+    """
 
     fingerprint: str
     text: str
     summary: str
     operation: str
+    repeatable: bool = True
 
 
-OVERFLOW = Statement(fingerprint="other", text="other", summary="other", operation="OTHER")
+OVERFLOW = Statement(
+    fingerprint="other", text="other", summary="other", operation="OTHER", repeatable=False
+)
+OVERSIZE_FINGERPRINT = "oversize"
 
-_SUMMARY_MAX_LENGTH = 255
+_SUMMARY_MAX_BYTES = 255
 _ELLIPSIS = "…"
-
-# Interesting tokens only: text between matches (bare words, operators, whitespace) is
-# copied in one slice, which keeps a miss cheap for Django's long generated statements.
-# Bare identifiers are protected by the (?<![\w$]) guards rather than by being tokens.
-# The leading lookahead lists every way a token can start; it lets most positions fail
-# after one test instead of trying every alternative (scanning gets three times faster).
-_TOKEN = re.compile(
-    r"""
-    (?=[-/"`'$%?:0-9.]|[EeXxBbNn]'|[Uu]&'|(?i:TRUE|FALSE))
-    (?:
-      (?P<line_comment>--[^\r\n]*)
-    | (?P<block_comment>/\*)
-    | (?P<identifier>
-          (?:"[^"]*(?:""[^"]*)*"|`[^`]*(?:``[^`]*)*`)
-          (?:\.(?:"[^"]*(?:""[^"]*)*"|`[^`]*(?:``[^`]*)*`))*
-      )
-    | (?P<escape_string>(?<![\w$])[Ee]'[^'\\]*(?:(?:\\[\s\S]|'')[^'\\]*)*(?:'|\Z))
-    | (?P<string>(?:(?<![\w$])(?:[XxBbNn]|[Uu]&))?'[^']*(?:''[^']*)*(?:'|\Z))
-    | (?P<dollar_quote>(?<![\w$])\$(?:[^\W\d]\w*)?\$)
-    | (?P<percent>%%)
-    | (?P<placeholder_run>%s(?:(?:\s*,\s*|\s*\)\s*,\s*\(\s*)%s)+)
-    | (?P<placeholder>%\(\w+\)s|%s|\?[0-9]*|\$[0-9]+|(?<![:\w$]):[^\W\d][\w$]*)
-    | (?P<boolean>(?<![\w$])(?i:TRUE|FALSE)(?![\w$]))
-    | (?P<number>
-          (?P<minus>-\s*)?
-          (?<![\w$])(?:0[xX][0-9a-fA-F]+|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
-      )
-    )
-    """,
-    re.VERBOSE,
-)
-_COMMENT_DELIMITER = re.compile(r"/\*|\*/")
-_TRAILING_WORD = re.compile(r"[^\W\d][\w$]*\Z")
-
-# A minus directly after one of these belongs to the number (`= -5`, `LIMIT -1`), so
-# `x = -5` and `x = 5` share a fingerprint; after a value (`"stock" - 1`) it is an operator.
-_UNARY_AFTER_CHARS = frozenset("(,=<>+-*/%^|&!~[:;")
-_UNARY_AFTER_KEYWORDS = frozenset(
-    {"ALL", "AND", "ANY", "AS", "BETWEEN", "BY", "CASE", "DEFAULT", "DISTINCT", "ELSE"}
-    | {"ESCAPE", "FETCH", "FIRST", "HAVING", "IF", "ILIKE", "IN", "INTERVAL", "IS", "LIKE"}
-    | {"LIMIT", "NEXT", "NOT", "OFFSET", "ON", "OR", "RETURN", "RETURNING", "SELECT", "SET"}
-    | {"SOME", "THEN", "TOP", "VALUES", "WHEN", "WHERE"}
-)
 
 _SAVEPOINT = re.compile(
     r"^((?:SAVEPOINT|RELEASE(?: SAVEPOINT)?|ROLLBACK TO(?: SAVEPOINT)?) )"
-    r'(?:"[^"]*(?:""[^"]*)*"|`[^`]*(?:``[^`]*)*`|[^\W\d][\w$]*)',
+    r'(?:"[^"]*(?:""[^"]*)*"|`[^`]*(?:``[^`]*)*`|\[[^\]]*\]|\?|[^\W\d][\w$]*)',
     re.IGNORECASE,
 )
 
@@ -106,61 +85,34 @@ _ROW = rf"\( ?{_ITEM}(?: ?, ?{_ITEM})* ?\)"
 _IN_LIST = re.compile(
     rf"({_keyword('IN')}) ?\( ?(?:{_ITEM}|{_ROW})(?: ?, ?(?:{_ITEM}|{_ROW}))* ?\)"
 )
-_VALUE = rf"(?:{_ITEM}|(?i:NULL|DEFAULT))"
+# "..." is a run of rows folded before double-quoted values were (see normalize).
+_VALUE = rf"(?:{_ITEM}|(?i:NULL|DEFAULT)|\.\.\.)"
 _VALUES_ROW = rf"\( ?{_VALUE}(?: ?, ?{_VALUE})* ?\)"
 _VALUES_LIST = re.compile(rf"({_keyword('VALUES')}) ?{_VALUES_ROW}(?: ?, ?{_VALUES_ROW})*")
 _ARRAY_LIST = re.compile(rf"({_keyword('ARRAY')}) ?\[ ?{_ITEM}(?: ?, ?{_ITEM})* ?\]")
 
 
-def normalize(sql: str) -> str:
+def normalize(sql: str, vendor: str | None = None) -> str:
     """Return `sql` with every literal and placeholder folded to ``?`` and lists collapsed.
 
-    Comments are removed and whitespace collapsed; identifiers (quoted or bare) and keyword
-    case are kept, except generated savepoint names, which are folded so that Django's
-    per-thread ``SAVEPOINT "s140_x1"`` statements share one fingerprint.
+    `vendor` is Django's ``connection.vendor`` (``postgresql``, ``sqlite``, ``mysql``,
+    ``oracle``); any other value, or None, folds with the rules of all of them at once.
+    Comments are removed and whitespace collapsed; identifiers and keyword case are kept,
+    except generated savepoint names, which are folded so that Django's per-thread
+    ``SAVEPOINT "s140_x1"`` statements share one fingerprint.
     """
-    out: list[str] = []
-    emit_from = 0
-    scan_from = 0
-    length = len(sql)
-    while True:
-        match = _TOKEN.search(sql, scan_from)
-        if match is None:
-            break
-        kind = match.lastgroup
-        start, end = match.span()
-        if kind == "identifier":
-            # Kept verbatim: just let the next slice copy it.
-            scan_from = end
-            continue
-        if kind == "number" and match.start("minus") != -1:
-            # Text before the token decides whether the minus is part of the literal.
-            before = sql[emit_from:start].rstrip() or _last_output(out)
-            if not _minus_is_unary(before):
-                start = match.end("minus")
-        out.append(sql[emit_from:start])
-        if kind == "line_comment":
-            out.append(" ")
-        elif kind == "block_comment":
-            end = _block_comment_end(sql, end)
-            out.append(" ")
-        elif kind == "dollar_quote":
-            closing = sql.find(match.group(), end)
-            end = length if closing == -1 else closing + len(match.group())
-            out.append("?")
-        elif kind == "percent":
-            out.append("%%")
-        elif kind == "placeholder_run":
-            # One token for Django's `IN (%s, %s, ...)` and bulk `VALUES (%s, %s), (%s, %s)`.
-            out.append(match.group().replace("%s", "?"))
-        else:
-            out.append("?")
-        emit_from = scan_from = end
-    out.append(sql[emit_from:])
+    dialect = dialect_for(vendor)
     # str.split() knows the same whitespace as \s and is several times faster than re.sub.
-    text = " ".join("".join(out).split())
+    text = " ".join(fold_literals(sql, dialect).split())
+    if dialect.double_quotes_may_be_strings and '"' in text:
+        # Lists first: a bulk INSERT's thousand rows become one token for the next pass.
+        text = fold_double_quoted_values(_fold_lists(text), dialect.bracket_identifiers)
     if text[:1] in ("S", "s", "R", "r"):
         text = _SAVEPOINT.sub(r"\1?", text, count=1)
+    return _fold_lists(text)
+
+
+def _fold_lists(text: str) -> str:
     if "?" in text:
         text = _IN_LIST.sub(r"\1 (...)", text)
         text = _ARRAY_LIST.sub(r"\1[...]", text)
@@ -168,31 +120,47 @@ def normalize(sql: str) -> str:
     return _VALUES_LIST.sub(r"\1 (...)", text)
 
 
-def _block_comment_end(sql: str, position: int) -> int:
-    """Index just past the comment whose ``/*`` ends at `position`; unterminated runs to end."""
-    depth = 1
-    while depth:
-        delimiter = _COMMENT_DELIMITER.search(sql, position)
-        if delimiter is None:
-            return len(sql)
-        depth += 1 if delimiter.group() == "/*" else -1
-        position = delimiter.end()
-    return position
+_TRANSACTION_CONTROL = re.compile(
+    r"(?:SAVEPOINT|RELEASE|ROLLBACK|COMMIT|ABORT|XA)(?![\w$])"
+    r"|(?:START|PREPARE) TRANSACTION(?![\w$])"
+    r"|SET (?:SESSION CHARACTERISTICS AS )?TRANSACTION(?![\w$])"
+    r"|(?:BEGIN|END)(?: ?;)?$"
+    r"|(?:BEGIN|END) (?:TRANSACTION|WORK|DEFERRED|IMMEDIATE|EXCLUSIVE|ISOLATION|READ|NOT"
+    r"|DEFERRABLE)(?![\w$])",
+    re.IGNORECASE,
+)
 
 
-def _last_output(out: list[str]) -> str:
-    for piece in reversed(out):
-        stripped = piece.rstrip()
-        if stripped:
-            return stripped
-    return ""
+def is_transaction_control(normalized: str) -> bool:
+    """Whether a normalized statement begins, ends or marks a transaction (not PL/SQL BEGIN)."""
+    return _TRANSACTION_CONTROL.match(normalized) is not None
 
 
-def _minus_is_unary(before: str) -> bool:
-    if not before or before[-1] in _UNARY_AFTER_CHARS:
-        return True
-    word = _TRAILING_WORD.search(before)
-    return word is not None and word.group().upper() in _UNARY_AFTER_KEYWORDS
+_LEADING_WORD = re.compile(r"\s*([A-Za-z]+)(?![\w$])")
+_OVERSIZE_OPERATIONS = frozenset(
+    {"SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE", "WITH", "VALUES", "CALL"}
+    | {"CREATE", "ALTER", "DROP", "TRUNCATE", "COPY", "EXPLAIN", "DO", "UPSERT"}
+)
+_OVERSIZE: dict[str, Statement] = {}
+
+
+def oversize_statement(sql: str) -> Statement:
+    """The statement standing for every statement longer than the cap, per operation.
+
+    Only the first 256 characters are read: the operation is the leading keyword when it
+    is a plain word that starts statements (``INSERT``), else ``OTHER``; nothing else of
+    the text is kept.
+    """
+    match = _LEADING_WORD.match(sql, 0, 256)
+    word = match.group(1).upper() if match is not None else ""
+    operation = word if word in _OVERSIZE_OPERATIONS else "OTHER"
+    statement = _OVERSIZE.get(operation)
+    if statement is None:
+        statement = _OVERSIZE.setdefault(
+            operation,
+            Statement(OVERSIZE_FINGERPRINT, operation, operation, operation, repeatable=False),
+        )
+    return statement
 
 
 def fingerprint_of(normalized: str) -> str:
@@ -201,7 +169,7 @@ def fingerprint_of(normalized: str) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
-_SUMMARY_TOKEN = re.compile(r'"[^"]*(?:""[^"]*)*"|`[^`]*(?:``[^`]*)*`|[^\W\d][\w$]*|\S')
+_SUMMARY_TOKEN = re.compile(r'"[^"]*(?:""[^"]*)*"|`[^`]*(?:``[^`]*)*`|\[[^\]]*\]|[^\W\d][\w$]*|\S')
 _OPERATION_WORD = re.compile(r"[A-Za-z_]+")
 _MAIN_OPERATIONS = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE"})
 _DDL_OPERATIONS = frozenset({"CREATE", "ALTER", "DROP"})
@@ -220,7 +188,7 @@ def summarize(normalized: str) -> tuple[str, str]:
 
     The operation is the leading keyword (the main statement's for ``WITH`` queries),
     ``OTHER`` when there is none; the summary adds the first table the statement reads
-    or writes, capped at 255 characters.
+    or writes, capped at 255 UTF-8 bytes.
     """
     tokens = _SUMMARY_TOKEN.findall(normalized)
     first = 0
@@ -238,7 +206,7 @@ def summarize(normalized: str) -> tuple[str, str]:
         operation = tokens[main].upper()
     target = _target(operation, tokens, main)
     summary = f"{operation} {target}" if target else operation
-    return operation, _cap(summary, _SUMMARY_MAX_LENGTH)
+    return operation, _cap(summary, _SUMMARY_MAX_BYTES)
 
 
 def _main_statement(tokens: list[str], start: int) -> int | None:
@@ -324,58 +292,105 @@ def _identifier(token: str) -> str | None:
         return token[1:-1].replace('""', '"')
     if token[0] == "`" and len(token) > 1:
         return token[1:-1].replace("``", "`")
+    if token[0] == "[" and len(token) > 1:
+        return token[1:-1]
     if token[0].isalpha() or token[0] == "_":
         return token
     return None
 
 
 def _cap(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return text[: limit - 1] + _ELLIPSIS
+    """`text` in at most `limit` UTF-8 bytes, cut between characters, with an ellipsis.
+
+    Lone surrogates (which UTF-8 cannot carry, so an exporter would fail on them) become
+    ``?``.
+    """
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return data.decode("utf-8")
+    if limit < len(_ELLIPSIS.encode()) + 1:
+        return data[:limit].decode("utf-8", "ignore")
+    # "ignore" drops only the partial character at the cut: the rest is valid UTF-8.
+    return data[: limit - len(_ELLIPSIS.encode())].decode("utf-8", "ignore") + _ELLIPSIS
 
 
 class StatementCatalog:
     """Raw SQL to `Statement`, with a bounded raw-SQL cache and a per-process fingerprint cap.
 
-    Thread safety without a lock: every mutation is a single dict operation, atomic under
-    the GIL (keys are str, so hashing and comparison never run Python code). Two threads
-    missing at once may both pass the cap check before either inserts, so the number of
-    fingerprints can exceed `max_fingerprints` by at most the number of threads that are
-    inside a miss at the same moment, minus one; ``setdefault`` makes racing threads that
-    found the same fingerprint share one `Statement`. Clearing the raw-SQL cache while
-    another thread reads it only turns that read into a miss.
+    The raw-SQL cache is kept per vendor (one text can hide different values in different
+    dialects) and bounded both in entries and in bytes; it is cleared whole when either
+    bound would be passed, which is cheaper than LRU bookkeeping on every hit (the
+    fingerprints survive it). Statements longer than `max_sql_length` are not cached.
+
+    Thread safety without a lock: every mutation of a dict is a single dict operation,
+    atomic under the GIL (keys are str, so hashing and comparison never run Python code).
+    Two threads missing at once may both pass the cap check before either inserts, so the
+    number of fingerprints can exceed `max_fingerprints` by at most the number of threads
+    that are inside a miss at the same moment, minus one; ``setdefault`` makes racing
+    threads that found the same fingerprint share one `Statement`. The byte count of the
+    raw-SQL cache is a plain counter: a race can miss one entry's bytes until the next
+    clear. Clearing the cache while another thread reads it only turns that read into a
+    miss.
     """
 
-    __slots__ = ("_by_fingerprint", "_by_sql", "_max_cached_sql", "_max_fingerprints", "_max_text")
+    __slots__ = (
+        "_by_fingerprint",
+        "_by_sql",
+        "_cached_bytes",
+        "_cached_count",
+        "_max_cached_bytes",
+        "_max_cached_sql",
+        "_max_fingerprints",
+        "_max_sql_length",
+        "_max_text",
+    )
 
     def __init__(
-        self, max_fingerprints: int = 500, max_cached_sql: int = 5000, max_text_length: int = 2048
+        self,
+        max_fingerprints: int = 500,
+        max_cached_sql: int = 5000,
+        max_text_length: int = 2048,
+        max_cached_bytes: int = MAX_CACHED_SQL_BYTES,
+        max_sql_length: int = MAX_SQL_LENGTH,
     ) -> None:
         _require_at_least("max_fingerprints", max_fingerprints, 0)
         _require_at_least("max_cached_sql", max_cached_sql, 1)
         _require_at_least("max_text_length", max_text_length, 1)
+        _require_at_least("max_cached_bytes", max_cached_bytes, 1)
+        _require_at_least("max_sql_length", max_sql_length, 1)
         self._max_fingerprints = max_fingerprints
         self._max_cached_sql = max_cached_sql
-        self._max_text = max_text_length
-        self._by_sql: dict[str, Statement] = {}
+        self._max_text = max_text_length  # UTF-8 bytes of Statement.text
+        self._max_cached_bytes = max_cached_bytes
+        self._max_sql_length = max_sql_length
+        self._by_sql: dict[str | None, dict[str, Statement]] = {}
+        self._cached_count = 0
+        self._cached_bytes = 0
         self._by_fingerprint: dict[str, Statement] = {}
 
-    def lookup(self, sql: str) -> Statement:
-        """The `Statement` for `sql`; `OVERFLOW` once the fingerprint cap is reached."""
-        try:
-            return self._by_sql[sql]
-        except (KeyError, TypeError):
-            return self._miss(sql)
+    def lookup(self, sql: str, vendor: str | None = None) -> Statement:
+        """The `Statement` for `sql` run by `vendor` (Django's ``connection.vendor``).
 
-    def _miss(self, sql: str) -> Statement:
+        `OVERFLOW` once the fingerprint cap is reached, and for objects that are not SQL
+        text; the oversize statement for text longer than `max_sql_length`.
+        """
+        try:
+            return self._by_sql[vendor][sql]
+        except (KeyError, TypeError):
+            return self._miss(sql, vendor)
+
+    def _miss(self, sql: str, vendor: str | None) -> Statement:
         if not isinstance(sql, str):
             # bytes and psycopg's sql.Composed reach execute wrappers too: never break the
             # query, and never render an object whose repr may hold its parameter values.
             if not isinstance(sql, bytes | bytearray):
                 return OVERFLOW
+            if len(sql) > self._max_sql_length:
+                return oversize_statement(bytes(sql[:256]).decode("utf-8", "replace"))
             sql = sql.decode("utf-8", "replace")
-        normalized = normalize(sql)
+        if len(sql) > self._max_sql_length:
+            return oversize_statement(sql)
+        normalized = normalize(sql, vendor)
         fingerprint = fingerprint_of(normalized)
         statement = self._by_fingerprint.get(fingerprint)
         if statement is None:
@@ -384,13 +399,14 @@ class StatementCatalog:
             else:
                 operation, summary = summarize(normalized)
                 candidate = Statement(
-                    fingerprint, _cap(normalized, self._max_text), summary, operation
+                    fingerprint,
+                    _cap(normalized, self._max_text),
+                    summary,
+                    operation,
+                    repeatable=not is_transaction_control(normalized),
                 )
                 statement = self._by_fingerprint.setdefault(fingerprint, candidate)
-        if len(self._by_sql) >= self._max_cached_sql:
-            # Cheaper than LRU bookkeeping on every hit; the fingerprints survive it.
-            self._by_sql.clear()
-        self._by_sql[sql] = statement
+        self._remember(sql, vendor, statement)
         return statement
 
     def reconfigure(self, max_fingerprints: int, max_text_length: int) -> None:
@@ -401,6 +417,21 @@ class StatementCatalog:
         if max_text_length != self._max_text:
             self._max_text = max_text_length
             self.clear()
+
+    def _remember(self, sql: str, vendor: str | None, statement: Statement) -> None:
+        size = sys.getsizeof(sql) + _ENTRY_OVERHEAD
+        if (
+            self._cached_count >= self._max_cached_sql
+            or self._cached_bytes + size > self._max_cached_bytes
+        ):
+            self._by_sql = {}
+            self._cached_count = self._cached_bytes = 0
+        by_vendor = self._by_sql.get(vendor)
+        if by_vendor is None:
+            by_vendor = self._by_sql.setdefault(vendor, {})
+        by_vendor[sql] = statement
+        self._cached_count += 1
+        self._cached_bytes += size
 
     def statements(self) -> list[Statement]:
         """Distinct known statements (never `OVERFLOW`), for the statement-info gauge."""
@@ -414,11 +445,17 @@ class StatementCatalog:
     @property
     def cached_sql_count(self) -> int:
         """How many raw SQL strings are cached right now (at most `max_cached_sql`)."""
-        return len(self._by_sql)
+        return sum(len(by_vendor) for by_vendor in list(self._by_sql.values()))
+
+    @property
+    def cached_sql_bytes(self) -> int:
+        """Bytes held by the cached raw SQL strings (at most `max_cached_bytes`)."""
+        return self._cached_bytes
 
     def clear(self) -> None:
         """Forget every cached string and fingerprint, which also resets the cap."""
-        self._by_sql.clear()
+        self._by_sql = {}
+        self._cached_count = self._cached_bytes = 0
         self._by_fingerprint.clear()
 
 
