@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from collector.process import free_port, port_in_use, stop_process_group
+from fleetscope.collector.process import free_port, port_in_use, stop_process_group
 from fleetscope.errors import FleetscopeError
 from tests.transparency.compare import (
     OUTCOMES,

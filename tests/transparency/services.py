@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.process import ManagedProcess, free_port
-from demo_fleet.datastores import start_redis
+from fleetscope.collector.process import ManagedProcess, free_port
+from fleetscope.demo.datastores import start_redis
 from fleetscope.errors import FleetscopeError
 
 
