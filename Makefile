@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .PHONY: help setup system-deps venv collector lint format test test-unit test-integration \
-        demo dashboards bench clean
+        test-transparency demo dashboards bench clean
 
 help:
 	@echo "make demo   - bring up a demo fleet under load and print its report"
 	@echo "make test   - install everything needed, lint, type-check and run all tests"
+	@echo "make test-transparency - Django's own tests with and without Fleetscope, compared"
 	@echo "make bench  - overhead benchmark against bare Django and the peer libraries"
 
 system-deps:
@@ -40,6 +41,12 @@ format: venv
 
 test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-transparency
+
+# Django's own test suites without and with Fleetscope, compared per test; also checks that
+# the instrumentation was active and that the process exits promptly (docs/transparency.md).
+test-transparency: system-deps venv
+	$(BIN)/python -m tests.transparency
 
 test-unit: venv
 	$(BIN)/python -m pytest --ignore=tests/integration $(PYTEST_ARGS)
