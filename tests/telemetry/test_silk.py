@@ -515,3 +515,52 @@ def test_unsafe_or_costly_silk_settings_are_reported(
     settings: Any, overrides: dict[str, Any], expected: str
 ) -> None:
     assert _ids(settings, **overrides) == {expected}
+
+
+async def _asgi_get(path: str) -> int:
+    """One request through Django's real ASGIHandler (not the test client): the request runs
+    in a task and request_finished fires in the handler's own context, as under uvicorn."""
+    from django.core.handlers.asgi import ASGIHandler
+
+    sent: list[dict[str, Any]] = []
+    received = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if received:
+            return received.pop()
+        await asyncio.sleep(3600)  # the client never disconnects
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    await ASGIHandler()(scope, receive, send)
+    return int(next(m["status"] for m in sent if m["type"] == "http.response.start"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sql_compiler_is_restored_after_profiled_asgi_requests(sampled: Runtime) -> None:
+    """Regression: under ASGI on Django 5.x request_finished fires outside the request's
+    context, the in-flight count never dropped, and Silk's SQLCompiler wrapper (+70-90 us per
+    query) stayed for the rest of the process."""
+    import telemetry.silk
+
+    django_execute_sql = SQLCompiler.execute_sql
+    for _ in range(3):
+        assert asyncio.run(_asgi_get("/books/fixed/")) == 200
+    assert Request.objects.count() == 3  # each one was profiled
+    assert telemetry.silk._in_flight == 0
+    assert SQLCompiler.execute_sql is django_execute_sql
