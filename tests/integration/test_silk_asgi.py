@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import httpx
-import pytest
 
 from fleetscope.collector.process import ManagedProcess, free_port
 
@@ -45,8 +44,9 @@ def test_profiled_requests_under_uvicorn_leave_the_compiler_alone(
         env=env, cwd=ROOT, check=True, timeout=180,
     )  # fmt: skip
     port = free_port()
-    args = [sys.executable, "-m", "uvicorn", "tests.integration.silk_probe_asgi:application",
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--no-access-log"]  # fmt: skip
+    app = "tests.integration.silk_probe_asgi:application"
+    args = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+            "--workers", "1", "--no-access-log"]  # fmt: skip
     process = ManagedProcess("uvicorn silk", args, tmp_path / "uvicorn.log", env=env).start()
     try:
         process.wait_ready(port_open(port), timeout=60)
@@ -56,8 +56,12 @@ def test_profiled_requests_under_uvicorn_leave_the_compiler_alone(
             # Unsampled (traceparent flags 00), so the probe itself is not profiled.
             unsampled = {"traceparent": f"00-{'1' * 32}-{'2' * 16}-00"}
             state = client.get("/_probe/silk/", headers=unsampled).json()
+        count = (
+            "from silk.models import Request; "
+            "print(Request.objects.filter(path='/products/fixed/').count())"
+        )
         rows = subprocess.run(
-            [*django, "shell", "-c", "from silk.models import Request; print(Request.objects.filter(path='/products/fixed/').count())"],
+            [*django, "shell", "-c", count],
             env=env, cwd=ROOT, check=True, timeout=120, capture_output=True, text=True,
         ).stdout.split()[-1]  # fmt: skip
     finally:
