@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from io import StringIO
 from typing import Any
 from urllib.parse import urlencode
@@ -531,8 +531,8 @@ async def _asgi_get(path: str) -> int:
         await asyncio.sleep(3600)  # the client never disconnects
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: Mapping[str, Any]) -> None:
+        sent.append(dict(message))
 
     scope = {
         "type": "http",
