@@ -35,7 +35,7 @@ if CONFIG == "fleetscope-silk":
     # Silk installed the way docs/silk.md says; these requests are not profiled.
     from telemetry.silk import python_profiler, should_profile
 
-    INSTALLED_APPS += ["silk"]
+    INSTALLED_APPS += ["silk", "telemetry.silk"]
     MIDDLEWARE += ["silk.middleware.SilkyMiddleware"]
     SILKY_INTERCEPT_FUNC = should_profile
     SILKY_PYTHON_PROFILER_FUNC = python_profiler

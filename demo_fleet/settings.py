@@ -107,7 +107,7 @@ if os.environ.get("FLEETSCOPE_SILK", "1") != "0":
 
     from telemetry.silk import IGNORE_QUERIES, SENSITIVE_KEYS, python_profiler, should_profile
 
-    INSTALLED_APPS = [*INSTALLED_APPS, "silk"]
+    INSTALLED_APPS = [*INSTALLED_APPS, "silk", "telemetry.silk"]
     # After authentication: a staff user's explicit profile request needs request.user.
     _auth = MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1
     MIDDLEWARE = [*MIDDLEWARE[:_auth], "silk.middleware.SilkyMiddleware", *MIDDLEWARE[_auth:]]

@@ -191,9 +191,25 @@ def _silk(messages: list[CheckMessage]) -> None:
                 id="telemetry.W010",
             )
         )
-    from .silk_checks import silk_checks
+    if not apps.is_installed("telemetry.silk") and _uses_fleetscope_sampling():
+        messages.append(
+            Warning(
+                "Silk samples through telemetry.silk but the Silk sub-app is not installed: "
+                "profiles are not linked to traces, routes and fingerprints, and the "
+                "/telemetry/silk/ links of the dashboards do not resolve.",
+                hint="Add 'telemetry.silk' to INSTALLED_APPS (after 'telemetry' and 'silk') and "
+                "run migrate.",
+                id="telemetry.W006",
+            )
+        )
+    from .silk.checks import silk_checks
 
     silk_checks(messages)
+
+
+def _uses_fleetscope_sampling() -> bool:
+    hook = getattr(settings, "SILKY_INTERCEPT_FUNC", None)
+    return getattr(hook, "__module__", "") == "telemetry.silk"
 
 
 @register()

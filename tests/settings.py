@@ -38,7 +38,7 @@ from telemetry.silk import (  # noqa: E402
     should_profile,
 )
 
-INSTALLED_APPS = [*INSTALLED_APPS, "silk"]
+INSTALLED_APPS = [*INSTALLED_APPS, "silk", "telemetry.silk"]
 SILKY_AUTHENTICATION = True
 SILKY_AUTHORISATION = True
 SILKY_INTERCEPT_FUNC = should_profile

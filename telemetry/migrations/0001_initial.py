@@ -1,33 +1,17 @@
-"""Fleetscope telemetry: the ProfileLink table (Silk profile <-> trace, node, worker, route)."""
+"""Fleetscope telemetry: no tables.
 
-import django.utils.timezone
-from django.db import migrations, models
+Until 0.1 this migration created `telemetry_profilelink`. The table now belongs to the
+optional sub-app `telemetry.silk` (its migration 0001 adopts an existing table, with its
+rows, or creates it), so a project without Silk has no Silk table. An install that already
+applied this migration keeps its table; nothing here touches it.
+"""
+
+from django.db import migrations
 
 
 class Migration(migrations.Migration):
     initial = True
 
-    dependencies = []
+    dependencies: list[tuple[str, str]] = []
 
-    operations = [
-        migrations.CreateModel(
-            name="ProfileLink",
-            fields=[
-                (
-                    "silk_request_id",
-                    models.CharField(max_length=36, primary_key=True, serialize=False),
-                ),
-                ("trace_id", models.CharField(blank=True, db_index=True, max_length=32)),
-                ("node", models.CharField(max_length=255)),
-                ("worker", models.CharField(max_length=255)),
-                ("route", models.CharField(max_length=255)),
-                ("fingerprints", models.TextField(blank=True, default="")),
-                ("created", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-            ],
-            options={
-                "indexes": [
-                    models.Index(fields=["route", "created"], name="telemetry_profile_route")
-                ],
-            },
-        ),
-    ]
+    operations: list[migrations.operations.base.Operation] = []

@@ -8,7 +8,7 @@ import pytest
 from django.urls import resolve
 
 from fleetscope.dashboards.panels import SILK_QUERY_URL, SILK_ROUTE_URL, SILK_TRACE_URL
-from telemetry import silk_views
+from telemetry.silk import views as silk_views
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,6 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from silk.models import Request, Response, SQLQuery
 
-from telemetry.models import ProfileLink
 from telemetry.runtime import Runtime
 from telemetry.silk import (
     PROFILE_HEADER,
@@ -35,7 +34,8 @@ from telemetry.silk import (
     restore_sql_compiler,
     should_profile,
 )
-from telemetry.silk_checks import silk_checks
+from telemetry.silk.checks import silk_checks
+from telemetry.silk.models import ProfileLink
 from tests.telemetry.testapp.models import Author, Book
 
 pytestmark = pytest.mark.django_db

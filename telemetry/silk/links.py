@@ -25,11 +25,11 @@ from django.db.models.signals import post_save
 from django.http import HttpRequest
 from opentelemetry import trace
 
-from .instruments import UNMATCHED_ROUTE
+from ..instruments import UNMATCHED_ROUTE
+from ..runtime import active_runtime
+from ..state import current_request
+from . import profiled_request
 from .models import ProfileLink
-from .runtime import active_runtime
-from .silk import profiled_request
-from .state import current_request
 
 logger = logging.getLogger("telemetry")
 

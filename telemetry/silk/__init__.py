@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
-from .conf import get_config
-from .runtime import active_runtime
+from ..conf import get_config
+from ..runtime import active_runtime
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -70,7 +70,7 @@ IGNORE_QUERIES = (
 )
 
 # The request Silk is about to record, handed to the post_save hook that links its row to
-# the trace (telemetry.silk_links); set only when should_profile says yes.
+# the trace (telemetry.silk.links); set only when should_profile says yes.
 profiled_request: ContextVar[HttpRequest | None] = ContextVar(
     "fleetscope_silk_request", default=None
 )
@@ -204,10 +204,14 @@ def python_profiler(request: HttpRequest) -> bool:
 
 def _connect_links() -> None:
     # Connected on the first profiled request rather than in AppConfig.ready(): the hook
-    # needs Silk's models, and Silk is optional for the telemetry app.
+    # needs Silk's models. Links are stored only with the sub-app installed (it owns the
+    # table); without it Silk still profiles, unlinked (check telemetry.W006 says so).
     global _links_connected
     if not _links_connected:
-        from .silk_links import connect
-
-        connect()
         _links_connected = True
+        from django.apps import apps
+
+        if apps.is_installed("telemetry.silk"):
+            from .links import connect
+
+            connect()

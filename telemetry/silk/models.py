@@ -1,4 +1,4 @@
-"""The telemetry app's one table: which trace, node, worker and route each Silk profile belongs to.
+"""The Silk sub-app's one table: which trace, node, worker and route each Silk profile belongs to.
 
 No foreign key to Silk's tables: Silk is optional for the app. Links whose Silk request
 was deleted are skipped by the lookups and removed by ``manage.py telemetry_silk_gc``.
@@ -23,6 +23,8 @@ class ProfileLink(models.Model):
     created = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
+        # The name it had when it belonged to the `telemetry` app: upgrades keep their data.
+        db_table = "telemetry_profilelink"
         indexes = [models.Index(fields=["route", "created"], name="telemetry_profile_route")]
 
     def __str__(self) -> str:

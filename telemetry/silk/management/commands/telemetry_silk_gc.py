@@ -35,7 +35,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--max-requests {limit}: give the number of profiles to keep (0 deletes them all)."
             )
-        from telemetry.silk_gc import collect_silk_garbage
+        from telemetry.silk.gc import collect_silk_garbage
 
         result = collect_silk_garbage(limit)
         self.stdout.write(

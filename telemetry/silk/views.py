@@ -19,9 +19,9 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.cache import never_cache
 
-from .conf import get_config
-from .runtime import active_runtime
-from .silk import PROFILE_HEADER, PROFILE_PARAM, may_read_profiles
+from ..conf import get_config
+from ..runtime import active_runtime
+from . import PROFILE_HEADER, PROFILE_PARAM, may_read_profiles
 
 TRACE_ID = re.compile(r"[0-9a-f]{32}")
 FINGERPRINT = re.compile(r"[0-9a-f]{16}|other")
@@ -120,7 +120,7 @@ def trace_profile(request: HttpRequest, trace_id: str) -> HttpResponse:
     unavailable = _silk_unavailable()
     if unavailable is not None:
         return unavailable
-    from .silk_links import profiles_of_trace
+    from .links import profiles_of_trace
 
     links = profiles_of_trace(trace_id)
     if not links:
@@ -165,7 +165,7 @@ def route_profile(request: HttpRequest) -> HttpResponse:
     unavailable = _silk_unavailable()
     if unavailable is not None:
         return unavailable
-    from .silk_links import latest_of_route
+    from .links import latest_of_route
 
     link = latest_of_route(route)
     if link is None:
@@ -192,7 +192,7 @@ def query_profile(request: HttpRequest, fingerprint: str) -> HttpResponse:
     unavailable = _silk_unavailable()
     if unavailable is not None:
         return unavailable
-    from .silk_links import latest_with_fingerprint
+    from .links import latest_with_fingerprint
 
     link = latest_with_fingerprint(fingerprint)
     if link is None:
