@@ -41,7 +41,7 @@ CANARY_KEY = "canary-key-5d1e2b"
 CANARY_VALUE = "canary-value-9c4f7a"
 
 
-def _locmem() -> dict[str, str]:
+def locmem_settings() -> dict[str, str]:
     return {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": uuid.uuid4().hex,
@@ -61,7 +61,7 @@ def restore_instrumentation() -> Iterator[None]:
 @pytest.fixture
 def fresh_caches(restore_instrumentation: None) -> Iterator[None]:
     """Two empty local-memory aliases, `default` and `sessions`, every alias instrumented."""
-    with override_settings(CACHES={"default": _locmem(), "sessions": _locmem()}):
+    with override_settings(CACHES={"default": locmem_settings(), "sessions": locmem_settings()}):
         instrument_caches(None)
         yield
 
@@ -244,7 +244,7 @@ def test_backends_created_in_other_threads_are_instrumented(
 def test_backends_this_thread_already_holds_are_instrumented(
     rt: Runtime, restore_instrumentation: None
 ) -> None:
-    with override_settings(CACHES={"default": _locmem(), "sessions": _locmem()}):
+    with override_settings(CACHES={"default": locmem_settings(), "sessions": locmem_settings()}):
         uninstrument_caches()
         early = caches["default"]
         assert type(early) is LocMemCache
@@ -255,7 +255,7 @@ def test_backends_this_thread_already_holds_are_instrumented(
 
 
 def test_only_the_configured_aliases_record(rt: Runtime, restore_instrumentation: None) -> None:
-    with override_settings(CACHES={"default": _locmem(), "sessions": _locmem()}):
+    with override_settings(CACHES={"default": locmem_settings(), "sessions": locmem_settings()}):
         instrument_caches(None)
         sessions = caches["sessions"]
         instrument_caches(["default"])
