@@ -12,6 +12,6 @@ from django.db import migrations
 class Migration(migrations.Migration):
     initial = True
 
-    dependencies = []  # type: ignore[var-annotated]
+    dependencies = []
 
-    operations = []  # type: ignore[var-annotated]
+    operations = []
