@@ -24,6 +24,7 @@ from __future__ import annotations
 import copyreg
 import functools
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Callable, Collection, Sized
@@ -31,14 +32,18 @@ from contextvars import ContextVar
 from time import perf_counter
 from typing import Any, NamedTuple
 
+from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
+from django.core.checks import CheckMessage, Warning
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from .aggregate import Key, TraceRef
+from .conf import Config
 from .instruments import CACHE_OP_ATTRS
+from .registry import Instrument
 from .runtime import Runtime, active_runtime, trace_ref
 from .state import current_request
 
@@ -693,3 +698,43 @@ def uninstrument_caches() -> None:
         for backend, _alias in _instrumented_backends():
             uninstrument_backend(backend)
         _aliases = None
+
+
+def _after_fork() -> None:
+    # Another thread of the parent may have held the lock at the fork: it would never be
+    # released in the child.
+    global _lock
+    _lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+class CacheInstrument(Instrument):
+    """Every alias of CACHES (or TELEMETRY["CACHE_ALIASES"]): hits, misses, durations, spans."""
+
+    name = "cache"
+
+    def install(self) -> None:
+        instrument_caches(self.config["CACHE_ALIASES"])
+
+    def uninstall(self) -> None:
+        uninstrument_caches()
+
+    @classmethod
+    def checks(cls, config: Config) -> list[CheckMessage]:
+        aliases = config["CACHE_ALIASES"]
+        if aliases is None:
+            return []
+        wanted = {aliases} if isinstance(aliases, str) else set(aliases)
+        unknown = sorted(wanted - set(getattr(settings, "CACHES", {})))
+        if not unknown:
+            return []
+        return [
+            Warning(
+                f"TELEMETRY['CACHE_ALIASES'] names cache alias(es) not in CACHES: "
+                f"{', '.join(unknown)}; they are not instrumented.",
+                hint="Use aliases from CACHES, or None for all of them.",
+                id="telemetry.W004",
+            )
+        ]

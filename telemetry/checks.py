@@ -6,41 +6,15 @@ import os
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
+from . import registry
 from .conf import DEFAULTS, PROTOCOLS, REQUEST_MODES, ExportTarget, build_config
-from .contrib import CONTRIB_MIDDLEWARE
+from .requests import MIDDLEWARE_PATH
 from .runtime import ConfigurationError, build_sampler
 
-MIDDLEWARE_PATH = "telemetry.middleware.TelemetryMiddleware"
-
-
-def _middleware(messages: list[CheckMessage]) -> None:
-    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
-    if MIDDLEWARE_PATH not in middleware:
-        messages.append(
-            Warning(
-                "TelemetryMiddleware is not in MIDDLEWARE: requests are not measured and N+1 / "
-                "queries-per-request cannot be attributed to routes.",
-                hint=f"Add '{MIDDLEWARE_PATH}' as the first entry of MIDDLEWARE.",
-                id="telemetry.W001",
-            )
-        )
-        return
-    # In contrib mode the contrib instrumentor inserts its own middleware at the top of
-    # MIDDLEWARE itself; ours belongs right after it.
-    ahead = [m for m in middleware[: middleware.index(MIDDLEWARE_PATH)] if m != CONTRIB_MIDDLEWARE]
-    if ahead:
-        messages.append(
-            Warning(
-                "TelemetryMiddleware is not the first middleware: time spent in the middleware "
-                f"before it ({ahead[0]}) is not measured.",
-                hint=f"Move '{MIDDLEWARE_PATH}' to the top of MIDDLEWARE.",
-                id="telemetry.W002",
-            )
-        )
+__all__ = ["MIDDLEWARE_PATH", "telemetry_checks"]
 
 
 def _settings(messages: list[CheckMessage]) -> None:
@@ -116,19 +90,6 @@ def _settings(messages: list[CheckMessage]) -> None:
                     id="telemetry.E006",
                 )
             )
-    aliases = config["CACHE_ALIASES"]
-    if aliases is not None:
-        wanted = {aliases} if isinstance(aliases, str) else set(aliases)
-        unknown_aliases = sorted(wanted - set(getattr(settings, "CACHES", {})))
-        if unknown_aliases:
-            messages.append(
-                Warning(
-                    f"TELEMETRY['CACHE_ALIASES'] names cache alias(es) not in CACHES: "
-                    f"{', '.join(unknown_aliases)}; they are not instrumented.",
-                    hint="Use aliases from CACHES, or None for all of them.",
-                    id="telemetry.W004",
-                )
-            )
     rate = config["SILK_RATE"]
     if not isinstance(rate, int | float) or not 0 <= rate <= 1:
         messages.append(
@@ -176,46 +137,21 @@ def _endpoint(target: ExportTarget, messages: list[CheckMessage]) -> None:
         )
 
 
-def _silk(messages: list[CheckMessage]) -> None:
-    if not apps.is_installed("silk"):
-        return
-    if not (
-        getattr(settings, "SILKY_AUTHENTICATION", False)
-        and getattr(settings, "SILKY_AUTHORISATION", False)
-    ):
-        messages.append(
-            Warning(
-                "django-silk is installed without SILKY_AUTHENTICATION and SILKY_AUTHORISATION: "
-                "anyone can read profiles (SQL, headers, timings) at /silk/.",
-                hint="Set SILKY_AUTHENTICATION = True and SILKY_AUTHORISATION = True (staff only).",
-                id="telemetry.W010",
-            )
-        )
-    if not apps.is_installed("telemetry.silk") and _uses_fleetscope_sampling():
-        messages.append(
-            Warning(
-                "Silk samples through telemetry.silk but the Silk sub-app is not installed: "
-                "profiles are not linked to traces, routes and fingerprints, and the "
-                "/telemetry/silk/ links of the dashboards do not resolve.",
-                hint="Add 'telemetry.silk' to INSTALLED_APPS (after 'telemetry' and 'silk') and "
-                "run migrate.",
-                id="telemetry.W006",
-            )
-        )
-    from .silk.checks import silk_checks
-
-    silk_checks(messages)
-
-
-def _uses_fleetscope_sampling() -> bool:
-    hook = getattr(settings, "SILKY_INTERCEPT_FUNC", None)
-    return getattr(hook, "__module__", "") == "telemetry.silk"
-
-
 @register()
 def telemetry_checks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    _middleware(messages)
     _settings(messages)
-    _silk(messages)
+    _instruments(messages)
     return messages
+
+
+def _instruments(messages: list[CheckMessage]) -> None:
+    user = getattr(settings, "TELEMETRY", None)
+    config = build_config(user if isinstance(user, dict) else None)
+    for path in registry.listed(config):
+        try:
+            instrument = registry.load(path)
+        except registry.InstrumentError as exc:
+            messages.append(Error(str(exc), id="telemetry.E009"))
+            continue
+        messages.extend(instrument.checks(config))

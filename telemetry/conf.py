@@ -20,7 +20,11 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from .registry import DEFAULT_INSTRUMENTS
+
 DEFAULTS: dict[str, Any] = {
+    # Signal sources, by dotted path (telemetry.registry); drop an entry to switch it off.
+    "INSTRUMENTS": list(DEFAULT_INSTRUMENTS),
     # Identity (the environment wins: FLEETSCOPE_NODE, OTEL_SERVICE_NAME,
     # OTEL_RESOURCE_ATTRIBUTES).
     "SERVICE_NAME": "django",

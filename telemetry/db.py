@@ -32,6 +32,7 @@ from opentelemetry import trace
 from .aggregate import TraceRef
 from .fingerprint import Statement
 from .instruments import NO_ROUTE
+from .registry import Instrument
 from .runtime import Runtime, active_runtime
 from .spans import DeferredSpan, SpanTemplate, new_span_id
 from .state import RequestState, current_request
@@ -82,8 +83,11 @@ class QueryObserver:
     def __call__(
         self, execute: Execute, sql: Any, params: Any, many: bool, context: dict[str, Any]
     ) -> Any:
-        if not self.runtime._started:  # the first signal of a process starts its export
-            self.runtime.ensure_started()
+        runtime = self.runtime
+        if not runtime.db_enabled:  # DatabaseInstrument uninstalled; other threads' observers
+            return execute(sql, params, many, context)
+        if not runtime._started:  # the first signal of a process starts its export
+            runtime.ensure_started()
         state = current_request.get()
         recording = (
             (state.span is not None)
@@ -237,3 +241,27 @@ def instrument_databases() -> None:
     if runtime is not None:
         for connection in connections.all(initialized_only=True):
             observe(connection, runtime)
+
+
+def uninstrument_databases() -> None:
+    """No observer on new connections; this thread's connections give theirs back (other
+    threads' observers pass queries straight through once `db_enabled` is off)."""
+    connection_created.disconnect(dispatch_uid="fleetscope-telemetry-db")
+    for connection in connections.all(initialized_only=True):
+        wrappers = connection.execute_wrappers
+        for wrapper in [w for w in wrappers if isinstance(w, QueryObserver)]:
+            wrappers.remove(wrapper)
+
+
+class DatabaseInstrument(Instrument):
+    """SQL of every alias: durations per fingerprint, statement texts, N+1, slow queries."""
+
+    name = "db"
+
+    def install(self) -> None:
+        self.runtime.db_enabled = True
+        instrument_databases()
+
+    def uninstall(self) -> None:
+        self.runtime.db_enabled = False
+        uninstrument_databases()

@@ -172,7 +172,7 @@ class ExportWorker:
         self.meter_provider = MeterProvider(
             resource=self.runtime.resource, metric_readers=[self._reader], shutdown_on_exit=False
         )
-        if self.runtime.config["PROCESS_METRICS"]:
+        if self.runtime.process_metrics:
             from .process import instrument_process_metrics
 
             instrument_process_metrics(self.meter_provider)

@@ -41,6 +41,8 @@ class TelemetryMiddleware:
             logger.exception("Fleetscope could not %s; the request is not affected", what)
 
     def _begin(self, request: HttpRequest) -> RequestHandle | None:
+        if not self.recorder.runtime.requests_enabled:  # RequestsInstrument not listed
+            return None
         try:
             return self.recorder.begin(request)
         except Exception:

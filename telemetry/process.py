@@ -9,6 +9,8 @@ from __future__ import annotations
 from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
 
+from .registry import Instrument
+
 PROCESS_METRICS: dict[str, list[str] | None] = {
     "process.cpu.time": ["user", "system"],
     "process.memory.usage": None,
@@ -25,3 +27,17 @@ def instrument_process_metrics(meter_provider: MeterProvider) -> None:
     if instrumentor.is_instrumented_by_opentelemetry:  # inherited across a fork
         instrumentor.uninstrument()
     instrumentor.instrument(meter_provider=meter_provider)
+
+
+class ProcessInstrument(Instrument):
+    """Process CPU, memory, threads, files and GC per worker, read at each export.
+
+    `TELEMETRY["PROCESS_METRICS"] = False` is a shorthand for leaving this entry out."""
+
+    name = "process"
+
+    def install(self) -> None:
+        self.runtime.process_metrics = bool(self.config["PROCESS_METRICS"])
+
+    def uninstall(self) -> None:
+        self.runtime.process_metrics = False

@@ -16,12 +16,15 @@ import re
 from time import perf_counter
 from typing import Any
 
+from django.core.checks import CheckMessage, Warning
 from django.http import HttpRequest, HttpResponseBase
 from opentelemetry import context, propagate, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
 
+from .conf import Config
 from .instruments import UNMATCHED_ROUTE
+from .registry import Instrument
 from .runtime import Runtime, trace_ref
 from .spans import NOT_SAMPLED, clear_preset, getrandbits, preset_trace_id
 from .state import RequestState, current_request
@@ -210,3 +213,57 @@ def scrub_path(request: HttpRequest) -> str:
     if len(encoded) > _MAX_PATH_BYTES:
         path = encoded[: _MAX_PATH_BYTES - 3].decode("utf-8", "ignore") + "…"
     return path
+
+
+MIDDLEWARE_PATH = "telemetry.middleware.TelemetryMiddleware"
+
+
+class RequestsInstrument(Instrument):
+    """Requests through TelemetryMiddleware: server spans, durations, active requests, and the
+    route every SQL and cache signal of a request is attributed to. With
+    REQUEST_INSTRUMENTATION = "opentelemetry-instrumentation-django", the contrib package owns
+    spans and request metrics (telemetry/contrib.py)."""
+
+    name = "requests"
+
+    def install(self) -> None:
+        self.runtime.requests_enabled = True
+        if self.config["REQUEST_INSTRUMENTATION"] == "opentelemetry-instrumentation-django":
+            from .contrib import instrument_contrib_django
+
+            instrument_contrib_django()
+
+    def uninstall(self) -> None:
+        self.runtime.requests_enabled = False
+
+    @classmethod
+    def checks(cls, config: Config) -> list[CheckMessage]:
+        from django.conf import settings
+
+        from .contrib import CONTRIB_MIDDLEWARE
+
+        middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+        if MIDDLEWARE_PATH not in middleware:
+            return [
+                Warning(
+                    "TelemetryMiddleware is not in MIDDLEWARE: requests are not measured and "
+                    "N+1 / queries-per-request cannot be attributed to routes.",
+                    hint=f"Add '{MIDDLEWARE_PATH}' as the first entry of MIDDLEWARE.",
+                    id="telemetry.W001",
+                )
+            ]
+        # In contrib mode the contrib instrumentor inserts its own middleware at the top of
+        # MIDDLEWARE itself; ours belongs right after it.
+        ahead = [
+            m for m in middleware[: middleware.index(MIDDLEWARE_PATH)] if m != CONTRIB_MIDDLEWARE
+        ]
+        if ahead:
+            return [
+                Warning(
+                    "TelemetryMiddleware is not the first middleware: time spent in the "
+                    f"middleware before it ({ahead[0]}) is not measured.",
+                    hint=f"Move '{MIDDLEWARE_PATH}' to the top of MIDDLEWARE.",
+                    id="telemetry.W002",
+                )
+            ]
+        return []

@@ -142,6 +142,10 @@ class Runtime:
         self._apply_thresholds(config)
         self._lock = threading.Lock()
         self._started = False
+        # Switched by the instruments of telemetry.registry (all on for a bare Runtime).
+        self.requests_enabled = True
+        self.db_enabled = True
+        self.process_metrics = True
         self.worker: ExportWorker | None = None
         self._resource: Resource | None = None
         dropped = self.instruments.spans_dropped

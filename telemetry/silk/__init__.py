@@ -23,10 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
-from ..conf import get_config
+from ..conf import Config, get_config
+from ..registry import Instrument
 from ..runtime import active_runtime
 
 if TYPE_CHECKING:
+    from django.core.checks import CheckMessage
     from django.http import HttpRequest
 
 __all__ = [
@@ -215,3 +217,60 @@ def _connect_links() -> None:
             from .links import connect
 
             connect()
+
+
+class SilkInstrument(Instrument):
+    """django-silk profiles of sampled requests, linked to traces, routes and fingerprints.
+
+    Silk calls the hooks above from its own settings; this instrument has nothing to hook.
+    Listed by default so that its checks run wherever Silk is installed; the links and their
+    table need the sub-app "telemetry.silk" in INSTALLED_APPS."""
+
+    name = "silk"
+
+    def install(self) -> None:
+        return None
+
+    def uninstall(self) -> None:
+        restore_sql_compiler()
+
+    @classmethod
+    def checks(cls, config: Config) -> list[CheckMessage]:
+        from django.apps import apps
+
+        if not apps.is_installed("silk"):
+            return []
+        from django.conf import settings
+        from django.core.checks import Warning
+
+        from .checks import silk_checks
+
+        messages: list[CheckMessage] = []
+        if not (
+            getattr(settings, "SILKY_AUTHENTICATION", False)
+            and getattr(settings, "SILKY_AUTHORISATION", False)
+        ):
+            messages.append(
+                Warning(
+                    "django-silk is installed without SILKY_AUTHENTICATION and "
+                    "SILKY_AUTHORISATION: anyone can read profiles (SQL, headers, timings) "
+                    "at /silk/.",
+                    hint="Set SILKY_AUTHENTICATION = True and SILKY_AUTHORISATION = True "
+                    "(staff only).",
+                    id="telemetry.W010",
+                )
+            )
+        hook = getattr(settings, "SILKY_INTERCEPT_FUNC", None)
+        if getattr(hook, "__module__", "") == __name__ and not apps.is_installed("telemetry.silk"):
+            messages.append(
+                Warning(
+                    "Silk samples through telemetry.silk but the Silk sub-app is not "
+                    "installed: profiles are not linked to traces, routes and fingerprints, "
+                    "and the /telemetry/silk/ links of the dashboards do not resolve.",
+                    hint="Add 'telemetry.silk' to INSTALLED_APPS (after 'telemetry' and "
+                    "'silk') and run migrate.",
+                    id="telemetry.W006",
+                )
+            )
+        silk_checks(messages)
+        return messages
