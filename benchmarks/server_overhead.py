@@ -40,7 +40,8 @@ PLOT = ROOT / "docs" / "performance-server.png"
 # does per request: they are compared on the two views the targets name, which keeps
 # the full comparison inside 15 minutes on 2 cores.
 SERVER_VARIANT_VIEWS = ("hello", "mixed")
-console = Console(stderr=True)
+console = Console(stderr=True, width=160)
+out = Console(width=160)
 
 
 @dataclass(frozen=True)
@@ -211,9 +212,9 @@ def print_table(results: Results) -> None:
             f"{s.p50_ms.median:.2f}",
             f"{s.p99_ms.median:.2f} ({s.p99_ms.low:.2f}-{s.p99_ms.high:.2f})",
         )
-    Console().print(table)
+    out.print(table)
     for name, value, met in server_report.targets(server_report.summarize(results)):
-        Console().print(f"{'[green]met' if met else '[red]NOT met'}[/] {name}: {value}")
+        out.print(f"{'[green]met' if met else '[red]NOT met'}[/] {name}: {value}")
 
 
 def run_comparison(plan: Plan, workdir: Path, note: str | None) -> Results:
