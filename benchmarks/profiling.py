@@ -1,10 +1,11 @@
 """`--profile`: where a configuration's time goes under the real server, recorded with py-spy.
 
-Two py-spy recordings of the serving process run side by side while wrk drives it:
-one of the threads that hold the GIL (`--gil`: the CPU the process spends in Python),
-one of the threads that are running or runnable (the default: the GIL holder plus
-whoever waits for the GIL or runs native code without it). Samples are grouped by thread
-role (request, span export, metric export) and by what the stack is doing there.
+Two py-spy recordings of the serving process run side by side while wrk drives it: one of
+the thread that holds the GIL (`--gil`: what the process spends its Python time on), one
+of every thread at every tick (`--idle`: whether each thread is busy or waiting for work).
+Busy time without the GIL is time spent waiting for it (or for the CPU), or in native
+code that released it. Samples are grouped by thread role (request, span export, metric
+export) and by what the stack is doing there.
 """
 
 from __future__ import annotations
@@ -70,10 +71,11 @@ class Profile:
             profile.samples[(role(thread), tuple(frames))] += int(count)
         return profile
 
-    def by_role(self) -> Counter[str]:
+    def by_role(self, busy_only: bool = False) -> Counter[str]:
         totals: Counter[str] = Counter()
-        for (thread_role, _), count in self.samples.items():
-            totals[thread_role] += count
+        for (thread_role, frames), count in self.samples.items():
+            if not busy_only or not idle(frames):
+                totals[thread_role] += count
         return totals
 
     def by_category(self) -> Counter[tuple[str, str]]:
@@ -97,6 +99,18 @@ def role(thread: str) -> str:
     if name.startswith("OtelPeriodicExportingMetricReader"):
         return "metric export"
     return "request"
+
+
+# Where a thread with nothing to do sits: the server waiting for a connection, an exporter
+# waiting for its next batch or tick.
+IDLE_FUNCTIONS = frozenset(("wait", "select", "poll", "accept", "sleep", "_wait_for_tstate_lock"))
+
+
+def idle(frames: tuple[str, ...]) -> bool:
+    if not frames:
+        return True
+    function = frames[-1].rpartition(" (")[0].rsplit(".", 1)[-1]
+    return function in IDLE_FUNCTIONS
 
 
 def category(thread_role: str, frames: tuple[str, ...]) -> str:
@@ -123,6 +137,8 @@ _SOURCE = str(Path(__file__).resolve().parent.parent)
 
 def short(frame: str) -> str:
     """`func (path:line)` with the path from its package on (site-packages or this checkout)."""
+    if " (" not in frame:
+        return frame
     name, _, location = frame.rpartition(" (")
     for anchor in ("site-packages/", _SOURCE + "/"):
         if anchor in location:
@@ -134,32 +150,40 @@ def _own_frame(frames: tuple[str, ...]) -> str:
     for frame in reversed(frames):
         if not _is_stdlib(frame):
             return frame
-    return frames[-1] if frames else "?"
+    return frames[-1] if frames else "(no Python frame)"
 
 
 def summary(
-    config: Configuration, views: list[str], seconds: int, gil: Profile, active: Profile, load: str
+    config: Configuration, views: list[str], seconds: int, gil: Profile, every: Profile, load: str
 ) -> str:
-    wall = seconds * RATE_HZ
+    # py-spy skips ticks when it falls behind; the every-thread recording counts the ticks
+    # it took (each thread once per tick), and the concurrent GIL recording took as many.
+    wall = max(max(every.by_role().values(), default=0), 1)
     lines = [
         f"Profile of **{config.label}** on {', '.join(f'`{VIEWS[v][0]}`' for v in views)}: "
-        f"py-spy at {RATE_HZ} Hz for {seconds} s of the serving process; {load}.",
+        f"py-spy at {RATE_HZ} Hz for {seconds} s of the serving process ({wall} ticks "
+        f"taken); {load}.",
         "",
-        "| thread | holds the GIL (% of wall time) | running or runnable (% of wall time) |",
-        "|---|---|---|",
+        "| thread | busy (% of wall time) | holding the GIL | busy without the GIL |",
+        "|---|---|---|---|",
     ]
-    gil_roles, active_roles = gil.by_role(), active.by_role()
+    gil_roles, busy_roles = gil.by_role(), every.by_role(busy_only=True)
     for thread_role in ("request", "span export", "metric export"):
+        busy, held_by = busy_roles[thread_role] / wall, gil_roles[thread_role] / wall
         lines.append(
-            f"| {thread_role} | {100 * gil_roles[thread_role] / wall:.1f} | "
-            f"{100 * active_roles[thread_role] / wall:.1f} |"
+            f"| {thread_role} | {100 * busy:.1f} | {100 * held_by:.1f} | "
+            f"{100 * max(busy - held_by, 0.0):.1f} |"
         )
     held = sum(gil_roles.values())
+    exporting = (gil_roles["span export"] + gil_roles["metric export"]) / wall
     lines += [
         "",
-        f"The GIL is held {100 * held / wall:.0f}% of the time. Time a request thread is runnable "
-        "without holding the GIL is spent waiting for it or in native code that released it "
-        "(SQLite, socket writes), or for the CPU when other processes share the core.",
+        f"The GIL is held {100 * held / wall:.0f}% of the wall time, by the export threads "
+        f"{100 * exporting:.1f}%: with the server on one core and requests always queued, that "
+        "is time the request thread waits. Busy time without the GIL is waiting for the GIL or "
+        "the CPU (other processes on the core), or native code that released it (SQLite, "
+        "sockets). The two recordings are separate samples of the same load, so shares can "
+        "differ by a few points.",
         "",
         "Where the GIL time goes (share of all GIL-holding samples):",
         "",
@@ -189,10 +213,12 @@ def locate_py_spy() -> str:
 
 
 def record(
-    py_spy: str, pid: int, seconds: int, output: Path, extra: list[str]
+    py_spy: str, pid: int, seconds: int, output: Path, extra: list[str], cpus: set[int] | None
 ) -> subprocess.Popen[str]:
+    pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
     return subprocess.Popen(
         [
+            *pin,
             py_spy,
             "record",
             "--pid",
@@ -243,10 +269,10 @@ def profile_server(
             load.start()
             time.sleep(1)
             console.print(f"recording {config.name} (pid {pid}) for {seconds} s…")
-            outputs = {"gil": workdir / "profile-gil.txt", "active": workdir / "profile-active.txt"}
+            outputs = {"gil": workdir / "profile-gil.txt", "every": workdir / "profile-every.txt"}
             recorders = [
-                record(py_spy, pid, seconds, outputs["gil"], ["--gil"]),
-                record(py_spy, pid, seconds, outputs["active"], []),
+                record(py_spy, pid, seconds, outputs["gil"], ["--gil"], load_cpus),
+                record(py_spy, pid, seconds, outputs["every"], ["--idle"], load_cpus),
             ]
             for recorder in recorders:
                 _, stderr = recorder.communicate(timeout=seconds + 60)
@@ -266,7 +292,7 @@ def profile_server(
         views,
         seconds,
         Profile.parse(outputs["gil"].read_text()),
-        Profile.parse(outputs["active"].read_text()),
+        Profile.parse(outputs["every"].read_text()),
         load_text,
     )
     print(text)

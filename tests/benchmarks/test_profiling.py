@@ -44,10 +44,30 @@ def test_top_self_folds_stdlib_leaves_into_their_caller() -> None:
     assert top["record (telemetry/db.py:20) [request]"] == 3
 
 
+IDLE = "\n".join(
+    [
+        f"thread (1): MainThread;run ({SITE}/gunicorn/workers/sync.py:1);"
+        "select (/usr/lib/python3.11/selectors.py:1) 89",
+        f"thread (2): OtelBatchSpanRecordProcessor;worker ({SITE}/opentelemetry/sdk/x.py:1);"
+        "wait (/usr/lib/python3.11/threading.py:1) 90",
+        f"thread (3): OtelPeriodicExportingMetricReader;_ticker ({SITE}/opentelemetry/sdk/x.py:1);"
+        "wait (/usr/lib/python3.11/threading.py:1) 98",
+    ]
+)
+
+
+def test_threads_waiting_for_work_are_not_busy() -> None:
+    every = profiling.Profile.parse(RAW + "\n" + IDLE)
+    assert every.by_role(busy_only=True) == {"request": 11, "span export": 10, "metric export": 2}
+    assert set(every.by_role().values()) == {100}  # every thread once per tick
+
+
 def test_summary_gives_thread_shares_of_wall_time() -> None:
-    profile = profiling.Profile.parse(RAW)
+    gil = profiling.Profile.parse(RAW)
+    every = profiling.Profile.parse(RAW + "\n" + IDLE)
     text = profiling.summary(
-        profiling.BY_NAME["fleetscope-100"], ["mixed"], 1, profile, profile, "wrk: 1 req/s"
+        profiling.BY_NAME["fleetscope-100"], ["mixed"], 1, gil, every, "wrk: 1 req/s"
     )
-    assert "| request | 11.0 | 11.0 |" in text  # 11 of 100 samples (1 s at 100 Hz)
+    assert "| request | 11.0 | 11.0 | 0.0 |" in text  # 11 of 100 ticks
+    assert "| span export | 10.0 | 10.0 | 0.0 |" in text
     assert "| span export | OTLP encoding |" in text
