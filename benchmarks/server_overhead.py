@@ -209,7 +209,7 @@ def print_table(results: Results) -> None:
             s.view,
             f"{s.rps.median:.0f} ({s.rps.low:.0f}-{s.rps.high:.0f})",
             f"{ratio.median:.3f} ({ratio.low:.3f}-{ratio.high:.3f})" if ratio else "-",
-            f"{s.p50_ms.median:.2f}",
+            f"{s.p50_ms.median:.2f} ({s.p50_ms.low:.2f}-{s.p50_ms.high:.2f})",
             f"{s.p99_ms.median:.2f} ({s.p99_ms.low:.2f}-{s.p99_ms.high:.2f})",
         )
     out.print(table)

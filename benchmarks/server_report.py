@@ -242,7 +242,7 @@ def markdown(results: Results, plot_name: str | None = None) -> str:
             ratio = _fmt(s.ratio, 3) if s.ratio and s.config != BY_NAME[s.config].baseline else "1"
             lines.append(
                 f"| {BY_NAME[s.config].label} | {_fmt(s.rps, 0)} | {ratio} | "
-                f"{s.p50_ms.median:.2f} | {_fmt(s.p99_ms, 2)} |"
+                f"{_fmt(s.p50_ms, 2)} | {_fmt(s.p99_ms, 2)} |"
             )
     exported = export_rows(results)
     if exported:
