@@ -6,13 +6,14 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .PHONY: help setup system-deps venv collector lint format test test-unit test-integration \
-        test-transparency demo dashboards bench clean
+        test-transparency demo dashboards bench bench-inprocess bench-server bench-profile clean
 
 help:
 	@echo "make demo   - bring up a demo fleet under load and print its report"
 	@echo "make test   - install everything needed, lint, type-check and run all tests"
 	@echo "make test-transparency - Django's own tests with and without Fleetscope, compared"
-	@echo "make bench  - overhead benchmark against bare Django and the peer libraries"
+	@echo "make bench  - overhead benchmarks (in process, then under a real server) against bare"
+	@echo "              Django and the peer libraries; make bench-server runs the second alone"
 
 system-deps:
 	@scripts/install-system-deps.sh
@@ -60,8 +61,19 @@ demo: setup
 dashboards: venv
 	$(BIN)/fleetscope dashboards build
 
-bench: venv
+bench: bench-inprocess bench-server
+
+bench-inprocess: venv
 	$(BIN)/python -m benchmarks.overhead
+
+# Real gunicorn/uvicorn servers driven by wrk, exporting to the real collector; writes its
+# figures into docs/performance.md. BENCH_ARGS=--quick for a 3-minute look.
+BENCH_ARGS ?=
+bench-server: setup
+	$(BIN)/python -m benchmarks.server_overhead $(BENCH_ARGS)
+
+bench-profile: setup
+	$(BIN)/python -m benchmarks.server_overhead --profile $(BENCH_ARGS)
 
 clean:
 	rm -rf .fleetscope .pytest_cache .mypy_cache .ruff_cache

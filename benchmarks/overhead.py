@@ -24,9 +24,11 @@ CONFIGS = (
     "bare-auth",
     "fleetscope",
     "fleetscope-sampled",
+    "fleetscope-sampled-otlp",
     "fleetscope-silk",
     "otel",
     "otel-sampled",
+    "otel-sampled-otlp",
     "django-prometheus",
 )
 LABELS = {
@@ -34,9 +36,11 @@ LABELS = {
     "bare-auth": "bare Django + sessions/auth",
     "fleetscope": "Fleetscope (unsampled)",
     "fleetscope-sampled": "Fleetscope (sampled)",
+    "fleetscope-sampled-otlp": "Fleetscope (sampled, spans OTLP-encoded)",
     "fleetscope-silk": "Fleetscope + Silk, unprofiled (vs sessions/auth baseline)",
     "otel": "stock OTel (unsampled)",
     "otel-sampled": "stock OTel (sampled)",
+    "otel-sampled-otlp": "stock OTel (sampled, spans OTLP-encoded)",
     "django-prometheus": "django-prometheus",
 }
 QUERIES_PER_VIEW = 10

@@ -35,32 +35,61 @@ class DiscardMetrics(MetricExporter):
         return None
 
 
-def _stock_otel(sampled: bool) -> None:
-    """Contrib Django + sqlite3 instrumentation with SDK providers, as a user would set them."""
-    from opentelemetry import metrics, trace
-    from opentelemetry.instrumentation.django import DjangoInstrumentor
-    from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
+class EncodeSpans(SpanExporter):
+    """Encodes each batch to OTLP protobuf bytes, as the OTLP exporters do, then drops them."""
 
-    provider = TracerProvider(sampler=ParentBasedTraceIdRatio(1.0 if sampled else 0.0))
-    provider.add_span_processor(BatchSpanProcessor(DiscardSpans()))
-    trace.set_tracer_provider(provider)
-    reader = PeriodicExportingMetricReader(DiscardMetrics(), export_interval_millis=3_600_000)
-    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
-    SQLite3Instrumentor().instrument()
-    DjangoInstrumentor().instrument()
+    def __init__(self) -> None:
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+        self._encode = encode_spans
+        self.encoded_bytes = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.encoded_bytes += len(self._encode(spans).SerializeToString())
+        return SpanExportResult.SUCCESS
 
 
-def _fleetscope_exporters() -> None:
-    """Same discarding span queue as stock OTel, so sampled runs compare like for like."""
+def span_exporter(config: str) -> SpanExporter:
+    """Sampled spans are encoded to OTLP (no network) in the "-otlp" configurations."""
+    return EncodeSpans() if config.endswith("-otlp") else DiscardSpans()
+
+
+def _stock_otel(config: str) -> None:
+    from benchmarks.setups import stock_otel
+
+    ratio = 1.0 if "sampled" in config else 0.0
+    stock_otel(ratio, span_exporter(config), DiscardMetrics(), export_interval_ms=3_600_000)
+
+
+class DiscardSender:
+    """Fleetscope's sender interface: takes the encoded OTLP request and drops it."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.sent_bytes = 0
+
+    def send(self, body: bytes, timeout: float) -> Any:
+        from telemetry.transport import SendResult
+
+        self.sent_bytes += len(body)
+        return SendResult(True)
+
+    def close(self) -> None:
+        return None
+
+
+def _fleetscope_exporters(config: str) -> None:
+    """Fleetscope's own export thread, as in production (queue, batches, OTLP encoding), with
+    the network send replaced by a discarding sender. Sampled spans are always encoded: that
+    is Fleetscope's export path, so "-otlp" and plain sampled runs measure the same thing."""
+    from telemetry.export import ExportWorker
     from telemetry.runtime import get_runtime
 
-    # Batched like production, so the export thread's work competes for the GIL as it would.
-    get_runtime().add_span_exporter(DiscardSpans())
+    runtime = get_runtime()
+    worker = ExportWorker(runtime)
+    worker.export_traces = worker.export_metrics = True
+    worker.start({signal: DiscardSender(None) for signal in ("traces", "metrics")})
+    runtime.worker = worker
 
 
 def _environ(path: str) -> dict[str, Any]:
@@ -98,8 +127,7 @@ def main() -> None:
     batches = int(os.environ.get("FLEETSCOPE_BENCH_BATCHES", "5"))
     os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
     if config.startswith("otel"):
-        os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "http"
-        _stock_otel(sampled=config.endswith("sampled"))
+        _stock_otel(config)
     import django
 
     django.setup()
@@ -111,7 +139,7 @@ def main() -> None:
 
     Item.objects.bulk_create(Item(name=f"item {i}", price=i) for i in range(1, 11))
     if config.startswith("fleetscope"):
-        _fleetscope_exporters()
+        _fleetscope_exporters(config)
     app = get_wsgi_application()
     results: dict[str, float] = {}
     for path in VIEWS:

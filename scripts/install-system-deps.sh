@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs the distribution packages Fleetscope's tests and demo run for real:
-# Prometheus (with promtool), Redis and PostgreSQL. As root it uses apt-get;
-# otherwise it says what is missing and carries on.
+# Installs the distribution packages Fleetscope's tests, demo and benchmarks run for real:
+# Prometheus (with promtool), Redis, PostgreSQL, memcached, and wrk (the real-server
+# benchmark's load generator). As root it uses apt-get; otherwise it says what is missing
+# and carries on.
 set -euo pipefail
 
-packages=(prometheus redis-server postgresql memcached)
+packages=(prometheus redis-server postgresql memcached wrk)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -158,9 +158,13 @@ class ExportWorker:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, senders: dict[str, Sender] | None = None) -> None:
+        """Start the thread. `senders` replaces the OTLP senders (benchmarks, tests)."""
         # Everything that imports or builds clients happens here, in the calling thread.
-        self._make_senders()
+        if senders is None:
+            self._make_senders()
+        else:
+            self._senders = dict(senders)
         if self.export_metrics:
             self._start_sdk_metrics()
         self._thread = threading.Thread(target=self._run, name="fleetscope-export", daemon=True)
