@@ -169,7 +169,9 @@ def fingerprint_of(normalized: str) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
-_SUMMARY_TOKEN = re.compile(r'"[^"]*(?:""[^"]*)*"|`[^`]*(?:``[^`]*)*`|\[[^\]]*\]|[^\W\d][\w$]*|\S')
+# A bracketed name stops at the next `[` too: outside SQLite `[` is an operator, and a
+# statement of unclosed ones (`a[1 a[1 ...`) must not make each of them scan to the end.
+_SUMMARY_TOKEN = re.compile(r'"[^"]*(?:""[^"]*)*"|`[^`]*(?:``[^`]*)*`|\[[^\][]*\]|[^\W\d][\w$]*|\S')
 _OPERATION_WORD = re.compile(r"[A-Za-z_]+")
 _MAIN_OPERATIONS = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE"})
 _DDL_OPERATIONS = frozenset({"CREATE", "ALTER", "DROP"})

@@ -269,6 +269,9 @@ PATHOLOGICAL: dict[str, Callable[[int], str]] = {
     "dotted names": lambda n: "SELECT " + '"a".' * (n // 4) + "b",
     "from lists": lambda n: 'SELECT 1 FROM "a"' + ', "b"' * (n // 5),
     "parentheses": lambda n: "SELECT " + "(" * n,
+    # `[` is an operator outside SQLite: a bracket-name pattern scanning to the end from
+    # each one made the summary quadratic (tests/resilience/test_bad_input.py).
+    "brackets never closed": lambda n: "SELECT " + "a[1 " * (n // 4),
 }
 
 
