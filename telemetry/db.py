@@ -89,11 +89,12 @@ class QueryObserver:
         if not runtime._started:  # the first signal of a process starts its export
             runtime.ensure_started()
         state = current_request.get()
-        recording = (
-            (state.span is not None)
-            if state is not None
-            else trace.get_current_span().is_recording()
-        )
+        if state is not None:
+            if state.silk is not None:  # Silk profiles this request (rare)
+                return self._profiled(execute, sql, params, many, context, state)
+            recording = state.span is not None
+        else:
+            recording = trace.get_current_span().is_recording()
         if recording:
             return self._traced(execute, sql, params, many, context, state)
         start = perf_counter()
@@ -101,6 +102,31 @@ class QueryObserver:
             return execute(sql, params, many, context)
         finally:
             self._record(sql, perf_counter() - start, state, None)
+
+    def _profiled(
+        self,
+        execute: Execute,
+        sql: Any,
+        params: Any,
+        many: bool,
+        context: dict[str, Any],
+        state: RequestState,
+    ) -> Any:
+        """A query of a request Silk profiles: recorded as usual, and the text Silk will store
+        for it (parameters rendered in) mapped to the normalized text that replaces it."""
+        try:
+            if state.span is not None:
+                return self._traced(execute, sql, params, many, context, state)
+            start = perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                self._record(sql, perf_counter() - start, state, None)
+        finally:
+            if state.silk is not None and not many and type(sql) is str:
+                from .silk.masking import note_statement
+
+                note_statement(state.silk, sql, params, self._entry(sql)[1])
 
     def _entry(self, sql: Any) -> tuple[tuple[str, ...], Statement, bool]:
         """(histogram key, statement, whether it counts towards the request's queries)."""

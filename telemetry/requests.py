@@ -194,15 +194,23 @@ _MAX_PATH_BYTES = 1024
 
 def scrub_path(request: HttpRequest) -> str:
     """`request.path` with sensitive URL parameters as `<name>` and token-like segments as
-    `<token>`, capped at 1 KiB; for spans when RECORD_URL_PATH asks for the raw path."""
+    `<token>`, capped at 1 KiB; for spans when RECORD_URL_PATH asks for the raw path, and for
+    the paths Silk stores (telemetry.silk.masking)."""
     match = getattr(request, "resolver_match", None)
     replace: dict[str, str] = {}
     if match is not None:
         for name, value in match.kwargs.items():
             if _SENSITIVE_PARAM.search(name):
                 replace[str(value)] = f"<{name}>"
+    return scrub_segments(request.path, replace)
+
+
+def scrub_segments(path: str, replace: dict[str, str] | None = None) -> str:
+    """`path` with the segments in `replace` replaced and token-like segments as `<token>`,
+    capped at 1 KiB (a path whose route is not known: only its shape can tell)."""
+    replace = replace or {}
     segments = []
-    for segment in request.path.split("/"):
+    for segment in path.split("/"):
         if segment in replace:
             segment = replace[segment]
         elif _TOKEN_SEGMENT.match(segment):

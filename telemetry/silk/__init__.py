@@ -113,6 +113,9 @@ def should_profile(request: HttpRequest) -> bool:
     """SILKY_INTERCEPT_FUNC: record a sampled trace with probability SILK_RATE, or on request."""
     if _sampled_for_silk() or profile_requested(request):
         _connect_links()
+        from .masking import start
+
+        start(request)  # what Silk stores of this request is masked (telemetry.silk.masking)
         profiled_request.set(request)
         _profile_started(request)
         return True
@@ -213,6 +216,9 @@ def _connect_links() -> None:
         _links_connected = True
         from django.apps import apps
 
+        from .masking import connect as connect_masking
+
+        connect_masking()  # with or without the sub-app: Silk's rows hold request data
         if apps.is_installed("telemetry.silk"):
             from .links import connect
 

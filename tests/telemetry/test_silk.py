@@ -472,6 +472,63 @@ def test_password_hashes_never_reach_silk_sql(sampled: Runtime) -> None:
     assert password_hash.split("$")[-1] not in stored and "pbkdf2_sha256$" not in stored
 
 
+def test_query_strings_and_token_paths_are_masked(sampled: Runtime) -> None:
+    silk = _profile(Client(), f"/reset/MjQ/{CANARY}-4f2a9c/?name={CANARY}&page=2")
+    assert silk.path == "/reset/<uidb64>/<token>/"
+    assert json.loads(silk.query_params) == {
+        "name": "********************",
+        "page": "********************",
+    }
+    assert CANARY not in _everything_silk_stored()
+
+
+def test_sql_parameters_are_folded_in_the_statements_silk_stores(sampled: Runtime) -> None:
+    silk = _profile(Client(), f"/authors/lookup/?name={CANARY}")
+    [query] = SQLQuery.objects.filter(request=silk).values_list("query", flat=True)
+    assert query == (
+        'SELECT ? AS "a" FROM "testapp_author" WHERE "testapp_author"."name" = ? LIMIT ?'
+    )
+    assert CANARY not in _everything_silk_stored()
+
+
+def test_unprofiled_requests_note_no_statement(rt: Runtime) -> None:
+    from telemetry.state import RequestState, current_request
+
+    state = RequestState(None, None)
+    token = current_request.set(state)
+    try:
+        assert Author.objects.filter(name=CANARY).count() == 0
+    finally:
+        current_request.reset(token)
+    assert state.silk is None and state.queries == 1
+
+
+def test_a_statement_the_observer_did_not_see_keeps_only_its_operation(
+    sampled: Runtime,
+) -> None:
+    from telemetry.silk.masking import mask_statements
+
+    silk = _profile(Client(), "/hello/")
+    SQLQuery.objects.create(request=silk, query=f"SELECT * FROM t WHERE name = {CANARY}")
+    assert mask_statements(silk.pk, {}) == 1
+    [query] = SQLQuery.objects.filter(request=silk).values_list("query", flat=True)
+    assert query.startswith("SELECT …") and CANARY not in query
+
+
+def test_values_in_explain_conditions_are_folded() -> None:
+    from telemetry.silk.masking import mask_analysis
+
+    plan = (
+        "Index Scan using auth_user_username_key on auth_user  (cost=0.15..8.17 rows=1 width=4)\n"
+        f"  Index Cond: ((username)::text = '{CANARY}'::text)\n"
+        "  Filter: (id = 42)"
+    )
+    masked = mask_analysis(plan, "postgresql")
+    assert masked is not None and CANARY not in masked and "42" not in masked
+    assert masked.splitlines()[0] == plan.splitlines()[0]  # costs stay readable
+    assert "Index Cond: ((username)::text = ?::text)" in masked
+
+
 # -- storage --------------------------------------------------------------------------------
 
 
