@@ -104,13 +104,20 @@ def run(
     prometheus_exporter_port: int = 8889,
     self_metrics_port: int = 8888,
     trace_store: Annotated[str | None, typer.Option(help="OTLP/HTTP URL of Tempo/Jaeger.")] = None,
+    debug_extensions: Annotated[
+        bool, typer.Option(help="Also serve pprof (1777) and zpages (55679) on loopback.")
+    ] = False,
 ) -> None:
     """Start the collector in the foreground and wait for its health check."""
     ports = CollectorPorts(
         otlp_grpc_port, otlp_http_port, health_port, self_metrics_port, prometheus_exporter_port
     )
     settings = CollectorSettings(
-        ports=ports, workdir=workdir, configs=_configs(config), trace_store=trace_store
+        ports=ports,
+        workdir=workdir,
+        configs=_configs(config),
+        trace_store=trace_store,
+        debug_extensions=debug_extensions,
     )
     process = start_collector(settings)
     console.print(

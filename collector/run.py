@@ -23,6 +23,8 @@ def config_path(role: str = "local") -> Path:
 
 
 TRACESTORE_OVERLAY = CONFIGS_DIR / "tracestore.yaml"
+# pprof and zpages, only when asked (`run --debug-extensions`).
+DEBUG_OVERLAY = CONFIGS_DIR / "debug.yaml"
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class CollectorSettings:
     workdir: Path = field(default_factory=lambda: Path(".fleetscope"))
     configs: tuple[Path, ...] = (config_path("local"),)
     trace_store: str | None = None
+    debug_extensions: bool = False
 
     @property
     def traces_file(self) -> Path:
@@ -92,7 +95,8 @@ class CollectorSettings:
         return self.workdir / "collector.log"
 
     def all_configs(self) -> tuple[Path, ...]:
-        return (*self.configs, TRACESTORE_OVERLAY) if self.trace_store else self.configs
+        configs = (*self.configs, TRACESTORE_OVERLAY) if self.trace_store else self.configs
+        return (*configs, DEBUG_OVERLAY) if self.debug_extensions else configs
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ, **self.ports.env())

@@ -7,6 +7,7 @@ import yaml
 
 from fleetscope.collector.prometheus import PrometheusSettings, render_config
 from fleetscope.collector.run import (
+    DEBUG_OVERLAY,
     ROLES,
     TRACESTORE_OVERLAY,
     CollectorSettings,
@@ -25,6 +26,16 @@ def test_trace_store_overlay_validates(tmp_path: Path) -> None:
     settings = CollectorSettings(workdir=tmp_path, trace_store="http://127.0.0.1:4319")
     assert TRACESTORE_OVERLAY in settings.all_configs()
     validate(settings.all_configs(), env=settings.env())
+
+
+def test_debug_extensions_are_an_overlay_that_validates(tmp_path: Path) -> None:
+    # pprof and zpages show what flows through the collector: off unless asked for.
+    assert DEBUG_OVERLAY not in CollectorSettings(workdir=tmp_path).all_configs()
+    settings = CollectorSettings(workdir=tmp_path, debug_extensions=True)
+    assert settings.all_configs()[-1] == DEBUG_OVERLAY
+    validate(settings.all_configs(), env=settings.env())
+    local = yaml.safe_load(config_path("local").read_text())
+    assert not {"pprof", "zpages"} & set(local["service"]["extensions"])
 
 
 def test_broken_config_is_rejected_with_the_collectors_message(tmp_path: Path) -> None:
