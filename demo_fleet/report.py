@@ -16,7 +16,9 @@ from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from fleetscope.dashboards import metrics as m
 from fleetscope.dashboards.cache import hit_ratio
@@ -369,6 +371,12 @@ def format_count(value: float | None) -> str:
     return MISSING if value is None else f"{value:,.0f}"
 
 
+def _plain(value: str) -> Text:
+    """A table cell holding text from Prometheus (label values are whatever a node reported):
+    shown as it is, never read as rich markup, which would drop `[name]` and crash on `[/]`."""
+    return Text(value)
+
+
 def _shorten(statement: str) -> str:
     return (
         statement if len(statement) <= STATEMENT_WIDTH else statement[: STATEMENT_WIDTH - 1] + "…"
@@ -384,15 +392,15 @@ def _statements_list(rows: list[tuple[str, str]]) -> Table:
     for fingerprint, statement in rows:
         if fingerprint not in seen:
             seen.add(fingerprint)
-            grid.add_row(fingerprint, _shorten(statement) or "(no statement text)")
+            grid.add_row(_plain(fingerprint), _plain(_shorten(statement) or "(no statement text)"))
     return grid
 
 
 def render_report(report: Report, console: Console) -> None:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.evaluated_at))
     console.print(
-        f"[bold]Fleetscope demo report[/] — window {report.window} up to {when}, "
-        f"Prometheus {report.prometheus_url}, service {report.service}",
+        f"[bold]Fleetscope demo report[/] — window {escape(report.window)} up to {when}, "
+        f"Prometheus {escape(report.prometheus_url)}, service {escape(report.service)}",
         highlight=False,
     )
     console.print()
@@ -421,7 +429,7 @@ def _nodes_table(rows: list[NodeRow]) -> Table:
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(
-            row.node,
+            _plain(row.node),
             format_count(row.requests),
             format_rate(row.requests_per_s),
             format_seconds(row.p95_latency_s),
@@ -441,8 +449,8 @@ def _slow_queries_table(rows: list[SlowQuery]) -> Table:
         table.add_column(column, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(
-            row.fingerprint,
-            row.summary,
+            _plain(row.fingerprint),
+            _plain(row.summary),
             format_count(row.slow_runs),
             format_ratio(row.share_of_db_time),
             format_seconds(row.mean_s),
@@ -460,7 +468,12 @@ def _n_plus_one_table(rows: list[NPlusOne]) -> Table:
     table.add_column("Repeated query", overflow="fold")
     table.add_column("Detections", justify="right", no_wrap=True)
     for row in rows:
-        table.add_row(row.route, row.fingerprint, row.summary, format_count(row.detections))
+        table.add_row(
+            _plain(row.route),
+            _plain(row.fingerprint),
+            _plain(row.summary),
+            format_count(row.detections),
+        )
     if not rows:
         return _empty(table, "No N+1 pattern detected in this window.")
     return table
@@ -472,7 +485,7 @@ def _cache_table(rows: list[CacheRatio]) -> Table:
     table.add_column("Node")
     table.add_column("Hit ratio", justify="right")
     for row in rows:
-        table.add_row(row.alias, row.node, format_ratio(row.hit_ratio))
+        table.add_row(_plain(row.alias), _plain(row.node), format_ratio(row.hit_ratio))
     if not rows:
         return _empty(table, "No cache lookups in this window.")
     return table

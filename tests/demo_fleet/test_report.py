@@ -221,6 +221,34 @@ def test_empty_sections_say_what_is_missing() -> None:
     assert "No cache lookups" in text
 
 
+def test_labels_are_printed_as_they_are_never_as_rich_markup() -> None:
+    # Label values are whatever nodes reported: quoted SQL names, route templates, node names.
+    hostile = {
+        "db_query_summary": "SELECT [bold]t[/bold]",
+        "db_query_text": 'SELECT "[/]", "[link=http://evil]x[/link]" FROM [t]',
+    }
+    results = {
+        "nodes.requests": [series(3, host_name="node-[/]<b>")],
+        "n_plus_one": [
+            series(5, http_route="/x/[red]<y>[/red]/", django_db_fingerprint=N1_FP, **hostile)
+        ],
+        "cache": [series(0.5, django_cache_alias="[i]default", host_name="node-[/]<b>")],
+    }
+    console = Console(record=True, width=200, color_system=None)
+    render_report(build_report(results, "http://p:9090/[x]", "5m", 0.0, "[/]"), console)
+
+    text = console.export_text()  # before: MarkupError, "closing tag '[/]' ... nothing to close"
+    for verbatim in (
+        "node-[/]<b>",
+        "/x/[red]<y>[/red]/",
+        "SELECT [bold]t[/bold]",
+        '"[link=http://evil]x[/link]" FROM [t]',
+        "[i]default",
+        "http://p:9090/[x]",
+    ):
+        assert verbatim in text, verbatim
+
+
 def test_statements_stay_readable_in_an_80_column_terminal() -> None:
     text = rendered(width=80)
 
