@@ -91,7 +91,7 @@ def hit_ratio_by_node_timeseries() -> timeseries.Panel:
         "One node below the others often has a local cache that was just restarted.",
         "percentunit",
         [series_query(hit_ratio((m.NODE,)), "{{host_name}}")],
-        links=[node_detail_link("${__field.labels.host_name}")],
+        links=[node_detail_link("${__field.labels.host_name:percentencode}")],
     )
 
 

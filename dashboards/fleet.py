@@ -117,7 +117,7 @@ def requests_per_node_timeseries() -> timeseries.Panel:
         "Throughput of each node; a node falling to zero while others carry on has stopped.",
         "reqps",
         [series_query(rate(REQUESTS, FLEET, (m.NODE,)), "{{host_name}}")],
-        links=[node_detail_link("${__field.labels.host_name}")],
+        links=[node_detail_link("${__field.labels.host_name:percentencode}")],
     )
 
 
@@ -127,7 +127,7 @@ def error_ratio_per_node_timeseries() -> timeseries.Panel:
         "Share of 5xx responses per node: one node high, others low points at that node.",
         "percentunit",
         [series_query(_error_ratio((m.NODE,)), "{{host_name}}")],
-        links=[node_detail_link("${__field.labels.host_name}")],
+        links=[node_detail_link("${__field.labels.host_name:percentencode}")],
     )
 
 
@@ -145,7 +145,7 @@ def latency_per_node_timeseries() -> timeseries.Panel:
             ),
             series_query(quantile(0.99, m.REQUEST_DURATION, FLEET, (m.NODE,)), "p99 {{host_name}}"),
         ],
-        links=[node_detail_link("${__field.labels.host_name}")],
+        links=[node_detail_link("${__field.labels.host_name:percentencode}")],
     )
 
 
@@ -164,7 +164,7 @@ def cpu_per_node_timeseries() -> timeseries.Panel:
         "CPU seconds per second used by all workers of a node (user + system).",
         "none",
         [series_query(rate(m.PROCESS_CPU, FLEET, (m.NODE,)), "{{host_name}}")],
-        links=[node_detail_link("${__field.labels.host_name}")],
+        links=[node_detail_link("${__field.labels.host_name:percentencode}")],
     )
 
 
@@ -174,7 +174,7 @@ def memory_per_node_timeseries() -> timeseries.Panel:
         "RSS summed over the workers of each node.",
         "bytes",
         [series_query(gauge(m.PROCESS_RSS, FLEET, (m.NODE,)), "{{host_name}}")],
-        links=[node_detail_link("${__field.labels.host_name}")],
+        links=[node_detail_link("${__field.labels.host_name:percentencode}")],
     )
 
 

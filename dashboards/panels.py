@@ -31,9 +31,11 @@ TAG = "fleetscope"
 SILK_BASE_URL = "http://127.0.0.1:8001"
 # Where the telemetry app serves Silk profiles; `${silk_base_url}` is a dashboard
 # variable, `${__value.raw}` the clicked cell. One place to change when the views move.
+# Every value a link takes from the data is URL-encoded explicitly (`:percentencode`): Grafana
+# before 10 interpolates data links raw, and a label value is whatever a node reported.
 SILK_PATH = "/telemetry/silk"
-SILK_TRACE_URL = f"${{silk_base_url}}{SILK_PATH}/trace/${{__value.raw}}"
-SILK_QUERY_URL = f"${{silk_base_url}}{SILK_PATH}/query/${{__value.raw}}"
+SILK_TRACE_URL = f"${{silk_base_url}}{SILK_PATH}/trace/${{__value.raw:percentencode}}"
+SILK_QUERY_URL = f"${{silk_base_url}}{SILK_PATH}/query/${{__value.raw:percentencode}}"
 SILK_ROUTE_URL = f"${{silk_base_url}}{SILK_PATH}/route/?route=${{__value.raw:percentencode}}"
 
 PanelBuilder: TypeAlias = cogbuilder.Builder[dash_models.Panel]

@@ -115,7 +115,8 @@ def test_dashboards_link_to_each_other(models: list[dict[str, Any]]) -> None:
             for link in model["links"]
         ), model["uid"]
     fleet = json.dumps(_by_uid(models, "fleetscope-fleet"))
-    assert "/d/fleetscope-node/" in fleet and "var-node=${__field.labels.host_name}" in fleet
+    assert "/d/fleetscope-node/" in fleet
+    assert "var-node=${__field.labels.host_name:percentencode}" in fleet
     assert "/d/fleetscope-db/" in fleet and "var-route=${__value.raw:percentencode}" in fleet
 
 
@@ -132,7 +133,7 @@ def test_slow_query_and_route_rows_open_silk(models: list[dict[str, Any]]) -> No
     db = _by_uid(models, "fleetscope-db")
     slow = next(p for p in _panels(db) if p["title"] == "Slow queries across the fleet")
     assert _column_links(slow, "Fingerprint") == [
-        "${silk_base_url}/telemetry/silk/query/${__value.raw}"
+        "${silk_base_url}/telemetry/silk/query/${__value.raw:percentencode}"
     ]
     fleet = _by_uid(models, "fleetscope-fleet")
     routes = next(p for p in _panels(fleet) if p["title"] == "Top routes by time spent")

@@ -38,7 +38,7 @@ def test_exemplars_open_the_trace_and_the_silk_profile() -> None:
     silk = [d for d in destinations if "url" in d]
     assert silk and silk[0]["name"] == "trace_id"
     # $$ is Grafana's escape so provisioning does not expand ${__value.raw} as an env var.
-    assert silk[0]["url"].endswith(f"{SILK_PATH}/trace/$${{__value.raw}}")
+    assert silk[0]["url"].endswith(f"{SILK_PATH}/trace/$${{__value.raw:percentencode}}")
 
 
 def test_dashboard_provider_loads_the_generated_json() -> None:
