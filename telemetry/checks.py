@@ -10,7 +10,15 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
 from . import registry
-from .conf import DEFAULTS, PROTOCOLS, REQUEST_MODES, ExportTarget, build_config
+from .conf import (
+    DEFAULTS,
+    NUMBERS,
+    PROTOCOLS,
+    REQUEST_MODES,
+    ExportTarget,
+    build_config,
+    invalid_settings,
+)
 from .requests import MIDDLEWARE_PATH
 from .runtime import ConfigurationError, build_sampler
 
@@ -73,27 +81,15 @@ def _settings(messages: list[CheckMessage]) -> None:
                     id="telemetry.E008",
                 )
             )
-    for key, minimum in (
-        ("SLOW_QUERY_MS", 0),
-        ("N_PLUS_ONE_THRESHOLD", 2),
-        ("MAX_FINGERPRINTS", 1),
-        ("METRIC_EXPORT_INTERVAL_MS", 100),
-        ("EXPORT_TIMEOUT_MS", 1),
-        ("EXIT_FLUSH_TIMEOUT_MS", 0),
-        ("SPAN_QUEUE_SIZE", 1),
-    ):
-        value = config[key]
-        if not isinstance(value, int | float) or value < minimum:
-            messages.append(
-                Error(
-                    f"TELEMETRY['{key}'] = {value!r} must be a number >= {minimum}.",
-                    id="telemetry.E006",
-                )
-            )
-    rate = config["SILK_RATE"]
-    if not isinstance(rate, int | float) or not 0 <= rate <= 1:
+    invalid = invalid_settings(user)
+    for key, problem in invalid.items():
+        default = DEFAULTS[key]
+        ids = {"SILK_RATE": "telemetry.E007", "INSTRUMENTS": "telemetry.E009"}
         messages.append(
-            Error(f"TELEMETRY['SILK_RATE'] = {rate!r} must be in [0, 1].", id="telemetry.E007")
+            Error(
+                f"{problem}; the default ({default!r}) is used until it is fixed.",
+                id=ids.get(key, "telemetry.E006" if key in NUMBERS else "telemetry.E010"),
+            )
         )
 
 

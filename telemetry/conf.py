@@ -57,6 +57,20 @@ DEFAULTS: dict[str, Any] = {
     "SILK_RATE": 0.01,
 }
 
+# Settings the runtime reads as numbers: (smallest value, whole numbers only). A value that is
+# not such a number is replaced by its default, so that a typo never stops the app from
+# starting or breaks a request; check telemetry.E006 names it (`invalid_settings`).
+NUMBERS: dict[str, tuple[float, bool]] = {
+    "SLOW_QUERY_MS": (0, False),
+    "N_PLUS_ONE_THRESHOLD": (2, True),
+    "MAX_FINGERPRINTS": (1, True),
+    "MAX_STATEMENT_LENGTH": (1, True),
+    "METRIC_EXPORT_INTERVAL_MS": (100, False),
+    "EXPORT_TIMEOUT_MS": (1, False),
+    "EXIT_FLUSH_TIMEOUT_MS": (0, False),
+    "SPAN_QUEUE_SIZE": (1, True),
+}
+
 PROTOCOLS = ("http/protobuf", "grpc")
 REQUEST_MODES = ("fleetscope", "opentelemetry-instrumentation-django")
 DEFAULT_ENDPOINTS = {"http/protobuf": "http://127.0.0.1:4318", "grpc": "http://127.0.0.1:4317"}
@@ -230,9 +244,56 @@ def _export_target(
     )
 
 
+def _number_problem(key: str, value: Any) -> str | None:
+    minimum, whole = NUMBERS[key]
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value != value  # NaN
+        or value < minimum
+        or value == float("inf")
+        or (whole and not float(value).is_integer())
+    ):
+        kind = "a whole number" if whole else "a number"
+        return f"TELEMETRY['{key}'] = {value!r} must be {kind} >= {minimum:g}"
+    return None
+
+
+def invalid_settings(user: Mapping[str, Any]) -> dict[str, str]:
+    """Setting -> what is wrong with the user's value, for the values the runtime cannot use
+    (it uses the default instead): numbers, SILK_RATE, INSTRUMENTS and CACHE_ALIASES."""
+    problems: dict[str, str] = {}
+    for key in NUMBERS:
+        if key in user:
+            problem = _number_problem(key, user[key])
+            if problem is not None:
+                problems[key] = problem
+    if "SILK_RATE" in user:
+        rate = user["SILK_RATE"]
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+            problems["SILK_RATE"] = f"TELEMETRY['SILK_RATE'] = {rate!r} must be in [0, 1]"
+    for key, allow_none in (("INSTRUMENTS", False), ("CACHE_ALIASES", True)):
+        if key in user:
+            value = user[key]
+            names = [value] if isinstance(value, str) else value
+            usable = (allow_none and value is None) or (
+                isinstance(names, list | tuple | set | frozenset)
+                and all(isinstance(name, str) for name in names)
+            )
+            if not usable:
+                what = "a list of dotted paths" if key == "INSTRUMENTS" else "None or a list of"
+                what += "" if key == "INSTRUMENTS" else " cache aliases"
+                problems[key] = f"TELEMETRY['{key}'] = {value!r} must be {what}"
+    return problems
+
+
 def build_config(user: dict[str, Any] | None, environ: Mapping[str, str] | None = None) -> Config:
     environ = os.environ if environ is None else environ
-    raw = {**DEFAULTS, **(user if isinstance(user, dict) else {})}
+    user = user if isinstance(user, dict) else {}
+    # Values the runtime cannot use fall back to their defaults (checks E006, E007, E009).
+    raw = {**DEFAULTS, **user}
+    for key in invalid_settings(user):
+        raw[key] = DEFAULTS[key]
     problems: list[str] = []
     resource = _resource_attributes(environ)
     sources: dict[str, str] = {}

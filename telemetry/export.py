@@ -36,7 +36,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from .conf import ExportTarget
 from .otlp import export_metrics_request, export_trace_request, rejected_count
 from .spans import DeferredSpan
-from .transport import Sender, make_sender
+from .transport import EndpointError, Sender, make_sender
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -192,7 +192,12 @@ class ExportWorker:
         self.interval = config.metric_export_interval_ms / 1000.0
         self._targets = {"traces": config.traces, "metrics": config.metrics}
         senders = self._senders
-        self._make_senders()
+        try:
+            self._make_senders()
+        except EndpointError as exc:
+            logger.error("Fleetscope stops exporting: %s. Requests are not affected.", exc)
+            self.export_traces = self.export_metrics = False
+            self._senders = {}
         for sender in senders.values():
             sender.close()
         if self.export_metrics and self._reader is None:

@@ -48,6 +48,7 @@ from .spans import (
     PresetTraceIdGenerator,
     RootSampler,
 )
+from .transport import EndpointError
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor
@@ -288,6 +289,13 @@ class Runtime:
             try:
                 worker = ExportWorker(self)
                 worker.start()
+            except EndpointError as exc:  # a setting: one line naming it, no traceback
+                logger.error(
+                    "Fleetscope could not start exporting: %s. Nothing will be sent; requests "
+                    "are not affected (`manage.py check` names the setting to change).",
+                    exc,
+                )
+                return
             except Exception:
                 logger.exception("Fleetscope could not start exporting; nothing will be sent")
                 return

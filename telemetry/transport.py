@@ -31,6 +31,10 @@ _PATHS = {
 }
 
 
+class EndpointError(ValueError):
+    """An endpoint no request can be sent to; the message names it and where it came from."""
+
+
 @dataclass(frozen=True)
 class SendResult:
     ok: bool
@@ -61,9 +65,19 @@ class HttpSender:
     def __init__(self, target: ExportTarget) -> None:
         self.target = target
         parts = urlsplit(target.url)
+        try:
+            port = parts.port
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("not an http(s)://host:port URL")
+        except ValueError as exc:
+            source = dict(target.sources).get("endpoint", "the endpoint")
+            raise EndpointError(
+                f"the OTLP {target.signal} endpoint {target.url!r} (from {source}) cannot be "
+                f"used: {exc}"
+            ) from None
         self._https = parts.scheme == "https"
-        self._host = parts.hostname or "127.0.0.1"
-        self._port = parts.port or (443 if self._https else 80)
+        self._host = parts.hostname
+        self._port = port or (443 if self._https else 80)
         self._path = parts.path or "/"
         if parts.query:
             self._path += "?" + parts.query

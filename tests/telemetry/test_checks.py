@@ -65,6 +65,39 @@ def test_bad_numbers_are_errors() -> None:
     assert _ids(TELEMETRY={"EXPORT": False, "N_PLUS_ONE_THRESHOLD": 1}) == ["telemetry.E006"]
 
 
+BAD_VALUES = [
+    ("MAX_FINGERPRINTS", "many", "telemetry.E006"),
+    ("MAX_FINGERPRINTS", -5, "telemetry.E006"),
+    ("SLOW_QUERY_MS", "slow", "telemetry.E006"),
+    ("N_PLUS_ONE_THRESHOLD", None, "telemetry.E006"),
+    ("SPAN_QUEUE_SIZE", "big", "telemetry.E006"),
+    ("MAX_STATEMENT_LENGTH", 0, "telemetry.E006"),
+    ("METRIC_EXPORT_INTERVAL_MS", 1.5e300 * 1e10, "telemetry.E006"),
+    ("EXIT_FLUSH_TIMEOUT_MS", "soon", "telemetry.E006"),
+    ("SILK_RATE", "often", "telemetry.E007"),
+    ("INSTRUMENTS", 5, "telemetry.E009"),
+    ("CACHE_ALIASES", 5, "telemetry.E010"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), BAD_VALUES)
+def test_unusable_values_are_named_and_replaced_by_defaults(
+    key: str, value: Any, expected: str
+) -> None:
+    from telemetry.conf import DEFAULTS, build_config
+    from telemetry.runtime import Runtime
+
+    # The app still starts (before: the runtime raised from AppConfig.ready(), and even
+    # `manage.py check` died with that traceback instead of naming the setting) ...
+    config = build_config({"EXPORT": False, key: value})
+    assert config[key] == DEFAULTS[key]
+    Runtime(config)
+    # ... and the check says which setting, what is wrong, and what is used meanwhile.
+    with override_settings(TELEMETRY={"EXPORT": False, key: value}):
+        (message,) = [m for m in telemetry_checks() if m.id == expected]
+    assert f"TELEMETRY['{key}']" in message.msg and "default" in message.msg
+
+
 def test_unknown_cache_alias_warns() -> None:
     assert _ids(TELEMETRY={"EXPORT": False, "CACHE_ALIASES": ["default", "nope"]}) == [
         "telemetry.W004"

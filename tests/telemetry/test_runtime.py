@@ -226,3 +226,19 @@ def test_exit_is_bounded_and_quiet_when_the_collector_is_away(
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert not any("Transient error" in line or "Failed to export" in line for line in lines)
     assert sum("Fleetscope could not export" in line for line in lines) <= 2  # per signal
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:99999", "collector:4318"])
+def test_a_malformed_endpoint_is_one_log_line_naming_it(
+    endpoint: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before: a traceback that named neither the URL nor the setting (invalid port), or no
+    # word at all while exports went to 127.0.0.1:80 (no scheme).
+    runtime = Runtime(build_config({"ENDPOINT": endpoint}, environ={}))
+    with caplog.at_level("ERROR", logger="telemetry"):
+        runtime.ensure_started()
+    assert runtime.worker is None
+    [record] = caplog.records
+    message = record.getMessage()
+    assert endpoint in message and "TELEMETRY['ENDPOINT']" in message
+    assert "requests are not affected" in message and record.exc_info is None

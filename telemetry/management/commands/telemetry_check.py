@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from telemetry.conf import ExportTarget, get_config
 from telemetry.resource import build_resource
 from telemetry.runtime import get_runtime
-from telemetry.transport import make_sender
+from telemetry.transport import EndpointError, make_sender
 
 PROBE_TIMEOUT_SECONDS = 3.0
 
@@ -70,7 +70,10 @@ class Command(BaseCommand):
 
 def probe(target: ExportTarget) -> tuple[bool, str]:
     """An empty export request is the cheapest one a collector must answer."""
-    sender = make_sender(target)
+    try:
+        sender = make_sender(target)
+    except EndpointError as exc:
+        return False, str(exc)
     try:
         result = sender.send(b"", PROBE_TIMEOUT_SECONDS)
     finally:
