@@ -16,6 +16,7 @@ import secrets
 import socket
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,10 @@ def _active(stack: InputStack, node: Node) -> float | None:
     return stack.value(f"sum(http_server_active_requests{{{_selector(node)}}})")
 
 
+def _at_rest(stack: InputStack, node: Node) -> bool:
+    return _active(stack, node) == 0
+
+
 @pytest.fixture(scope="module")
 def cancelled(stack: InputStack, nodes: dict[str, Node]) -> dict[str, list[str]]:
     """Per chain: the trace ids of the requests whose clients hung up."""
@@ -87,7 +92,7 @@ def cancelled(stack: InputStack, nodes: dict[str, Node]) -> dict[str, list[str]]
     for name, node in nodes.items():
         with httpx.Client(base_url=node.url, timeout=30) as client:
             assert client.get("/healthz").status_code == 200  # the gauge exists, at rest
-        wait_for(lambda node=node: _active(stack, node) == 0, f"{name}'s gauge at rest")
+        wait_for(partial(_at_rest, stack, node), f"{name}'s gauge at rest")
         sent[name] = []
         for number in range(CANCELLED):
             trace_id = secrets.token_hex(16)
