@@ -48,9 +48,9 @@ from .spans import (
     SCOPE,
     DeferredSpan,
     FleetscopeTracerProvider,
+    LiteSpan,
     PresetTraceIdGenerator,
     RootSampler,
-    ServerSpan,
     clear_preset,
     getrandbits,
     new_span_id,
@@ -174,7 +174,7 @@ class Runtime:
 
     def _apply_sampler(self, config: Config) -> None:
         self.root_sampler = build_root_sampler(config)
-        # Decisions ServerSpan can take without the SDK: parent-based samplers (a parent's
+        # Decisions LiteSpan can take without the SDK: parent-based samplers (a parent's
         # flag decides), and roots decided by the ratio (root_sampler) or always_on.
         self._parent_based = config.sampler.startswith("parentbased_")
         self._fast_sampling = self._parent_based or config.sampler in (
@@ -273,7 +273,7 @@ class Runtime:
     def server_span(
         self, name: str, parent: Context | None = None, trace_id: int = 0
     ) -> trace.Span:
-        """The span of a request being served: a `ServerSpan` when Fleetscope alone handles
+        """The span of a request being served: a `LiteSpan` when Fleetscope alone handles
         spans (no processor of the user's) and the sampler's decision is known here; the
         SDK's span otherwise. `trace_id` is the id of a root the ratio sampler already
         sampled; `parent` the context extracted from the request's headers."""
@@ -296,7 +296,19 @@ class Runtime:
             if not trace_id:  # always_on roots
                 trace_id = getrandbits(128) or 1
         context = trace.SpanContext(trace_id, new_span_id(), False, SAMPLED, trace_state)
-        return ServerSpan(name, context, parent_context, self.span_queue.on_end)
+        return LiteSpan(name, context, parent_context, self.span_queue.on_end)
+
+    def client_span(self, name: str, attributes: dict[str, Any]) -> trace.Span:
+        """A CLIENT span under the current span (which the caller knows is recording)."""
+        if self.tracer_provider.has_foreign_processors:
+            return self.tracer.start_span(name, kind=trace.SpanKind.CLIENT, attributes=attributes)
+        parent = trace.get_current_span().get_span_context()
+        context = trace.SpanContext(
+            parent.trace_id, new_span_id(), False, SAMPLED, parent.trace_state
+        )
+        span = LiteSpan(name, context, parent, self.span_queue.on_end, trace.SpanKind.CLIENT)
+        span.attributes.update(attributes)
+        return span
 
     def _sdk_server_span(self, name: str, parent: Context | None, trace_id: int) -> trace.Span:
         if not trace_id:

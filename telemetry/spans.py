@@ -174,8 +174,8 @@ def _valid(value: Any) -> bool:
     return False
 
 
-class ServerSpan(trace_api.Span):
-    """A sampled server span without the SDK's per-span machinery.
+class LiteSpan(trace_api.Span):
+    """A sampled span (a request's, a cache operation's) without the SDK's per-span machinery.
 
     Used when no span processor of the user's is registered (they get real SDK spans):
     it supports what code does with the current span (attributes, events, status, name,
@@ -184,7 +184,6 @@ class ServerSpan(trace_api.Span):
     the names `ReadableSpan` uses.
     """
 
-    kind = SpanKind.SERVER
     instrumentation_scope = SCOPE
     dropped_attributes = dropped_events = dropped_links = 0
     links: tuple[Any, ...] = ()
@@ -195,8 +194,10 @@ class ServerSpan(trace_api.Span):
         context: SpanContext,
         parent: SpanContext | None,
         on_end: Callable[[Any], None],
+        kind: SpanKind = SpanKind.SERVER,
     ) -> None:
         self.name = name
+        self.kind = kind
         self.context = context
         self.parent = parent
         self.attributes: dict[str, Any] = {}
@@ -267,7 +268,7 @@ class ServerSpan(trace_api.Span):
         self._on_end(self)
 
     def __repr__(self) -> str:
-        return f"ServerSpan(name={self.name!r}, context={self.context!r})"
+        return f"LiteSpan(name={self.name!r}, context={self.context!r})"
 
 
 class GuardedProcessor(SpanProcessor):

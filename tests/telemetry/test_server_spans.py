@@ -1,6 +1,6 @@
 """Server spans without the SDK's per-span machinery: same OTLP, same behaviour for user code.
 
-When no span processor of the user's is registered, sampled requests get a `ServerSpan`
+When no span processor of the user's is registered, sampled requests get a `LiteSpan`
 that goes straight into Fleetscope's export queue; its encoding must match what the SDK
 would have produced for the same span, and code that touches the current span must work.
 """
@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from telemetry.otlp import export_trace_request
 from telemetry.runtime import Runtime, get_runtime
-from telemetry.spans import DeferredSpan, ServerSpan
+from telemetry.spans import DeferredSpan, LiteSpan
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +31,7 @@ UNSAMPLED_PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
 @pytest.fixture
 def fast() -> Iterator[Any]:
     """The process's own runtime (the global tracer provider, no processor of the user's:
-    the ServerSpan path), reconfigured as an app reload would."""
+    the LiteSpan path), reconfigured as an app reload would."""
     contexts: list[Any] = []
 
     def make(**settings: Any) -> Runtime:
@@ -67,7 +67,7 @@ def test_a_sampled_request_is_a_server_span_with_its_queries_as_children(fast: A
     rt = fast(TRACES_SAMPLE_RATE=1.0)
     Client().get("/books/fixed/")
     spans = queued(rt)
-    (server,) = [s for s in spans if isinstance(s, ServerSpan)]
+    (server,) = [s for s in spans if isinstance(s, LiteSpan)]
     db = [s for s in spans if isinstance(s, DeferredSpan)]
     assert server.name == "GET /books/fixed/"
     assert server.attributes["http.route"] == "/books/fixed/"
@@ -79,7 +79,7 @@ def test_a_sampled_request_is_a_server_span_with_its_queries_as_children(fast: A
 def test_server_spans_encode_like_the_sdk_span_with_the_same_content(fast: Any) -> None:
     rt = fast(TRACES_SAMPLE_RATE=1.0)
     Client(raise_request_exception=False).get("/boom/")  # a 500: error status, error.type
-    (server,) = [s for s in queued(rt) if isinstance(s, ServerSpan)]
+    (server,) = [s for s in queued(rt) if isinstance(s, LiteSpan)]
     sdk = ReadableSpan(
         name=server.name,
         context=server.context,
@@ -111,7 +111,7 @@ def test_code_in_a_view_uses_the_current_span_as_usual(fast: Any) -> None:
     rt = fast(TRACES_SAMPLE_RATE=1.0)
     assert Client().get("/annotated/").status_code == 200
     spans = queued(rt)
-    (server,) = [s for s in spans if isinstance(s, ServerSpan)]
+    (server,) = [s for s in spans if isinstance(s, LiteSpan)]
     assert server.attributes["shop.customer_tier"] == "gold"
     assert [e.name for e in server.events] == ["cart loaded", "exception"]
     # A user's own SDK span, started from the current context, is a child of the request.
@@ -130,6 +130,17 @@ def test_with_a_processor_of_the_users_sdk_spans_are_used(fast: Any) -> None:
     seen = InMemorySpanExporter()
     rt.add_span_processor(SimpleSpanProcessor(seen))
     span = rt.server_span("GET")
-    assert not isinstance(span, ServerSpan)
+    assert not isinstance(span, LiteSpan)
     span.end()
     assert [s.name for s in seen.get_finished_spans()] == ["GET"]
+
+
+def test_cache_operations_of_a_sampled_request_are_client_children(fast: Any) -> None:
+    rt = fast(TRACES_SAMPLE_RATE=1.0)
+    Client().get("/cached/?key=lite")
+    spans = queued(rt)
+    (server,) = [s for s in spans if isinstance(s, LiteSpan) and s.kind is trace.SpanKind.SERVER]
+    cache = [s for s in spans if isinstance(s, LiteSpan) and s.kind is trace.SpanKind.CLIENT]
+    assert [s.name for s in cache] == ["cache get", "cache set"]
+    assert {s.parent.span_id for s in cache} == {server.context.span_id}
+    assert [s.attributes["django.cache.result"] for s in cache] == ["miss", "none"]
