@@ -28,14 +28,15 @@ from .panels import (
     timeseries_panel,
 )
 from .queries import (
+    RATE_WINDOW,
     Selector,
     count_distinct,
+    exact_increase,
+    exact_rate,
+    exact_ratio,
     gauge,
-    increase,
     missing,
     quantile,
-    rate,
-    ratio,
     share,
     topk,
 )
@@ -49,8 +50,8 @@ REQUEST_SECONDS = f"{m.REQUEST_DURATION}_sum"
 STOPPED_WINDOW = "1h"
 
 
-def _error_ratio(by: tuple[str, ...] = (), window: str = "$__rate_interval") -> str:
-    return ratio(rate(REQUESTS, SERVER_ERRORS, by, window), rate(REQUESTS, FLEET, by, window))
+def _error_ratio(by: tuple[str, ...] = (), window: str = RATE_WINDOW) -> str:
+    return exact_ratio(REQUESTS, SERVER_ERRORS, FLEET, by, window)
 
 
 def nodes_reporting_stat() -> stat.Panel:
@@ -78,7 +79,7 @@ def request_rate_stat() -> stat.Panel:
         "Requests/s",
         "Requests per second served by the selected nodes.",
         "reqps",
-        series_query(rate(REQUESTS, FLEET), "req/s"),
+        series_query(exact_rate(REQUESTS, FLEET), "req/s"),
     )
 
 
@@ -116,7 +117,7 @@ def requests_per_node_timeseries() -> timeseries.Panel:
         "Requests/s per node",
         "Throughput of each node; a node falling to zero while others carry on has stopped.",
         "reqps",
-        [series_query(rate(REQUESTS, FLEET, (m.NODE,)), "{{host_name}}")],
+        [series_query(exact_rate(REQUESTS, FLEET, (m.NODE,)), "{{host_name}}")],
         links=[node_detail_link("${__field.labels.host_name}")],
     )
 
@@ -163,7 +164,7 @@ def cpu_per_node_timeseries() -> timeseries.Panel:
         "CPU per node (cores)",
         "CPU seconds per second used by all workers of a node (user + system).",
         "none",
-        [series_query(rate(m.PROCESS_CPU, FLEET, (m.NODE,)), "{{host_name}}")],
+        [series_query(exact_rate(m.PROCESS_CPU, FLEET, (m.NODE,)), "{{host_name}}")],
         links=[node_detail_link("${__field.labels.host_name}")],
     )
 
@@ -200,13 +201,16 @@ def top_routes_table() -> table.Panel:
             )
         ],
         [
-            Column("Time spent", increase(REQUEST_SECONDS, FLEET, by), "s"),
+            Column("Time spent", exact_increase(REQUEST_SECONDS, FLEET, by), "s"),
             Column(
                 "Share of time",
-                share(increase(REQUEST_SECONDS, FLEET, by), increase(REQUEST_SECONDS, FLEET)),
+                share(
+                    exact_increase(REQUEST_SECONDS, FLEET, by),
+                    exact_increase(REQUEST_SECONDS, FLEET),
+                ),
                 "percentunit",
             ),
-            Column("Requests/s", rate(REQUESTS, FLEET, by, "$__range"), "reqps"),
+            Column("Requests/s", exact_rate(REQUESTS, FLEET, by, "$__range"), "reqps"),
             Column("p95", quantile(0.95, m.REQUEST_DURATION, FLEET, by, "$__range"), "s"),
             Column("5xx ratio", _error_ratio(by, "$__range"), "percentunit"),
         ],
@@ -219,7 +223,7 @@ def time_by_route_timeseries() -> timeseries.Panel:
         "Time spent by route (top 10)",
         "Seconds of request time per second, per route: the routes worth optimising first.",
         "s",
-        [series_query(topk(10, rate(REQUEST_SECONDS, FLEET, (m.ROUTE,))), "{{http_route}}")],
+        [series_query(topk(10, exact_rate(REQUEST_SECONDS, FLEET, (m.ROUTE,))), "{{http_route}}")],
         stacked=True,
     )
 

@@ -6,6 +6,7 @@ the dashboard modules only say which template variables scope a query.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,14 @@ VARIABLE_LABELS: dict[str, str] = {
 
 RATE_WINDOW = "$__rate_interval"
 RANGE_WINDOW = "$__range"
+# The same windows in seconds, as Grafana interpolates them (numbers, usable in arithmetic).
+WINDOW_SECONDS: dict[str, str] = {
+    RATE_WINDOW: "($__rate_interval_ms / 1000)",
+    RANGE_WINDOW: "$__range_s",
+}
+
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 
 @dataclass(frozen=True)
@@ -75,14 +84,62 @@ def aggregate(expr: str, by: Sequence[str] = (), op: str = "sum") -> str:
     return f"{op} by ({', '.join(by)}) ({expr})" if by else f"{op}({expr})"
 
 
+def duration_seconds(duration: str) -> float:
+    """Seconds in a Prometheus duration such as `1h` or `1h30m`; ValueError otherwise."""
+    parts = _DURATION.findall(duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise ValueError(f"{duration!r} is not a duration; use e.g. 30m, 1h or 6h.")
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def window_seconds(window: str) -> str:
+    """`window` as a number of seconds PromQL can divide by (Grafana's `_ms`/`_s` forms)."""
+    if window in WINDOW_SECONDS:
+        return WINDOW_SECONDS[window]
+    return f"{duration_seconds(window):g}"
+
+
 def rate(series: str, sel: Selector, by: Sequence[str] = (), window: str = RATE_WINDOW) -> str:
-    """`sum by (...) (rate(series{...}[window]))`."""
+    """`sum by (...) (rate(series{...}[window]))`: Prometheus' extrapolated estimate. Counts and
+    ratios use `exact_rate`/`exact_increase`; this is for histogram buckets (`quantile`)."""
     return aggregate(f"rate({sel(series)}[{window}])", by)
 
 
-def increase(series: str, sel: Selector, by: Sequence[str] = (), window: str = RANGE_WINDOW) -> str:
-    """`sum by (...) (increase(series{...}[window]))`: totals over the dashboard range."""
-    return aggregate(f"increase({sel(series)}[{window}])", by)
+def exact_increase(
+    series: str, sel: Selector, by: Sequence[str] = (), window: str = RANGE_WINDOW
+) -> str:
+    """How much a counter grew over `window`, exactly as the source counted it.
+
+    Prometheus' `increase()` gives a series nothing for its first sample and extrapolates
+    the rest, so a pattern that appears inside the window (an N+1 burst held for one
+    export interval, a cache alias first used mid-window) vanishes or shrinks. Per series:
+
+    - it existed when the window began: last value in the window minus the value at its
+      start (`x offset window`), no extrapolation;
+    - it was born inside the window: its last value (a counter starts at 0, so all of it
+      was counted inside the window);
+    - it was reset inside the window (same labels, new process): Prometheus' own
+      reset-aware `increase()`, an estimate that is never negative nor doubled.
+
+    A worker restart normally gives new series (`instance` holds the pid), so it is the
+    second case, exact. docs/dashboards.md ("Exact counts") explains the choice.
+    """
+    counter = sel(series)
+    end = f"last_over_time({counter}[{window}])"
+    start = f"{counter} offset {window}"
+    per_series = (
+        f"((({end} - {start}) >= 0) unless resets({counter}[{window}]) > 0)"
+        f" or ({end} unless {start})"
+        f" or increase({counter}[{window}])"
+    )
+    return aggregate(per_series, by)
+
+
+def exact_rate(
+    series: str, sel: Selector, by: Sequence[str] = (), window: str = RATE_WINDOW
+) -> str:
+    """Per second over `window`: `exact_increase` divided by the window's length."""
+    return f"{exact_increase(series, sel, by, window)} / {window_seconds(window)}"
 
 
 def gauge(series: str, sel: Selector, by: Sequence[str] = (), op: str = "sum") -> str:
@@ -102,10 +159,21 @@ def ratio(numerator: str, denominator: str) -> str:
     return f"({numerator} or {denominator} * 0) / ({denominator} > 0)"
 
 
-def mean(histogram: str, sel: Selector, by: Sequence[str] = (), window: str = RATE_WINDOW) -> str:
-    """Mean observation of a histogram: rate of _sum over rate of _count."""
+def exact_ratio(
+    series: str, part: Selector, whole: Selector, by: Sequence[str] = (), window: str = RATE_WINDOW
+) -> str:
+    """The share of a counter's growth selected by `part` within what `whole` selects, from
+    exact counts (hit ratio, error ratio)."""
     return ratio(
-        rate(f"{histogram}_sum", sel, by, window), rate(f"{histogram}_count", sel, by, window)
+        exact_increase(series, part, by, window), exact_increase(series, whole, by, window)
+    )
+
+
+def mean(histogram: str, sel: Selector, by: Sequence[str] = (), window: str = RATE_WINDOW) -> str:
+    """Mean observation of a histogram: exact growth of _sum over exact growth of _count."""
+    return ratio(
+        exact_increase(f"{histogram}_sum", sel, by, window),
+        exact_increase(f"{histogram}_count", sel, by, window),
     )
 
 

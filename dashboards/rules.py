@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import yaml
 
 from . import metrics as m
-from .queries import Selector, quantile, rate, ratio, stopped
+from .queries import Selector, exact_rate, exact_ratio, quantile, stopped
 
 RULES_FILE_NAME = "fleetscope-rules.yml"
 
@@ -49,24 +49,20 @@ class Alert:
 
 
 def _hit_ratio(window: str) -> str:
-    by = (m.SERVICE, m.CACHE_ALIAS)
-    return ratio(
-        rate(m.CACHE_OPERATIONS, CACHE_HITS, by, window),
-        rate(m.CACHE_OPERATIONS, CACHE_LOOKUPS, by, window),
+    return exact_ratio(
+        m.CACHE_OPERATIONS, CACHE_HITS, CACHE_LOOKUPS, (m.SERVICE, m.CACHE_ALIAS), window
     )
 
 
 def alerts() -> list[Alert]:
     route = (m.SERVICE, m.ROUTE)
     service = (m.SERVICE,)
-    error_ratio = ratio(
-        rate(REQUESTS, SERVER_ERRORS, service, "5m"), rate(REQUESTS, EVERYTHING, service, "5m")
-    )
+    error_ratio = exact_ratio(REQUESTS, SERVER_ERRORS, EVERYTHING, service, "5m")
     return [
         Alert(
             "FleetscopeRouteLatencyHigh",
             f"{quantile(0.95, m.REQUEST_DURATION, ROUTED, route, '5m')} > {ROUTE_P95_SECONDS}"
-            f" and {rate(REQUESTS, ROUTED, route, '5m')} > {ROUTE_MIN_REQUESTS_PER_SECOND}",
+            f" and {exact_rate(REQUESTS, ROUTED, route, '5m')} > {ROUTE_MIN_REQUESTS_PER_SECOND}",
             "10m",
             "warning",
             "p95 latency of {{ $labels.http_route }} is {{ $value | humanizeDuration }}",
@@ -105,7 +101,7 @@ def alerts() -> list[Alert]:
         ),
         Alert(
             "FleetscopeSlowQueries",
-            f"{rate(m.DB_SLOW_QUERIES, EVERYTHING, (m.SERVICE, m.FINGERPRINT), '5m')}"
+            f"{exact_rate(m.DB_SLOW_QUERIES, EVERYTHING, (m.SERVICE, m.FINGERPRINT), '5m')}"
             f" > {SLOW_QUERIES_PER_SECOND}",
             "10m",
             "warning",

@@ -25,12 +25,11 @@ from fleetscope.dashboards.database import CALLS, DB, DB_BY_ROUTE, DB_SECONDS, F
 from fleetscope.dashboards.fleet import FLEET, REQUESTS
 from fleetscope.dashboards.queries import (
     RANGE_WINDOW,
-    aggregate,
+    exact_increase,
+    exact_rate,
     gauge,
-    increase,
     mean,
     quantile,
-    rate,
     share,
     with_statement_text,
 )
@@ -44,30 +43,30 @@ MISSING = "-"
 # key -> PromQL with Grafana variables, as the panel named in the comment sends it.
 NODE_QUERIES: dict[str, str] = {
     # Fleet overview / "Requests/s per node"
-    "requests_per_s": rate(REQUESTS, FLEET, (m.NODE,)),
+    "requests_per_s": exact_rate(REQUESTS, FLEET, (m.NODE,)),
     # Fleet overview / "Latency per node", p95 target
     "p95_latency_s": quantile(0.95, m.REQUEST_DURATION, FLEET, (m.NODE,)),
     # Fleet overview / "CPU per node (cores)"
-    "cpu_cores": rate(m.PROCESS_CPU, FLEET, (m.NODE,)),
+    "cpu_cores": exact_rate(m.PROCESS_CPU, FLEET, (m.NODE,)),
     # Fleet overview / "Resident memory per node"
     "rss_bytes": gauge(m.PROCESS_RSS, FLEET, (m.NODE,)),
-    # Report only: every worker's cumulative count, summed. A counter's first sample is
-    # invisible to increase(), so exact totals for a fleet that started inside the window
-    # (what locust sent) come from the latest values instead.
-    "requests": aggregate(f"last_over_time({FLEET(REQUESTS)}[{RANGE_WINDOW}])", (m.NODE,)),
+    # Report only: requests served in the window, exact (series born inside it included).
+    "requests": exact_increase(REQUESTS, FLEET, (m.NODE,), RANGE_WINDOW),
 }
 # Slow queries / "Slow queries across the fleet" columns.
 SLOW_QUERY_QUERIES: dict[str, str] = {
     "share_of_db_time": with_statement_text(
-        share(increase(DB_SECONDS, DB, FP), increase(DB_SECONDS, DB)), DB
+        share(exact_increase(DB_SECONDS, DB, FP), exact_increase(DB_SECONDS, DB)), DB
     ),
-    "calls_per_s": rate(CALLS, DB, FP, RANGE_WINDOW),
+    "calls_per_s": exact_rate(CALLS, DB, FP, RANGE_WINDOW),
     "mean_s": mean(m.DB_DURATION, DB, FP, RANGE_WINDOW),
     "p95_s": quantile(0.95, m.DB_DURATION, DB, FP, RANGE_WINDOW),
-    "slow_runs": increase(m.DB_SLOW_QUERIES, DB_BY_ROUTE, FP),
+    "slow_runs": exact_increase(m.DB_SLOW_QUERIES, DB_BY_ROUTE, FP),
 }
 # Slow queries / "N+1 detections by route and query".
-N_PLUS_ONE_QUERY = with_statement_text(increase(m.DB_N_PLUS_ONE, DB_BY_ROUTE, (m.ROUTE, *FP)), DB)
+N_PLUS_ONE_QUERY = with_statement_text(
+    exact_increase(m.DB_N_PLUS_ONE, DB_BY_ROUTE, (m.ROUTE, *FP)), DB
+)
 # Cache / the "Hit ratio by alias" and "by node" panels' expression, split by both.
 CACHE_QUERY = hit_ratio((m.CACHE_ALIAS, m.NODE))
 # What `demo up` shows as "seen (Prometheus)" while the load runs.

@@ -90,6 +90,46 @@ def test_alert_rules_use_no_dashboard_variables() -> None:
         assert _series_references(alert.expr), alert.name
 
 
+# `rate(x[w])` / `increase(x[w])` with the selector and window they read.
+COUNTER_FUNCTION = re.compile(r"(?<![\w])(rate|increase)\(([^\[()]+)\[([^\]]+)\]\)")
+
+
+def _inexact_counter_reads(expr: str) -> list[str]:
+    """`rate`/`increase` calls that are neither a histogram quantile's bucket rates nor the
+    reset fallback inside `exact_increase` (which always sits next to `resets(...)`)."""
+    found = []
+    for match in COUNTER_FUNCTION.finditer(expr):
+        function, selector, window = match.groups()
+        name = selector.split("{")[0].strip()
+        if function == "rate" and name.endswith("_bucket"):
+            continue
+        if function == "increase" and f"resets({selector}[{window}])" in expr:
+            continue
+        found.append(match.group(0))
+    return found
+
+
+def test_every_count_and_ratio_reads_counters_through_the_exact_helpers() -> None:
+    exprs = [(q.dashboard_uid, q.panel_title, q.expr) for q in iter_queries(dashboard_models())]
+    exprs += [("rules", a.name, a.expr) for a in alerts()]
+    offenders = [
+        f"{where} / {title}: {call}"
+        for where, title, expr in exprs
+        for call in _inexact_counter_reads(expr)
+    ]
+    assert not offenders, (
+        "counts must use queries.exact_increase / exact_rate / exact_ratio:\n"
+        + "\n".join(offenders)
+    )
+
+
+def test_quantiles_keep_prometheus_rate_of_buckets() -> None:
+    assert _inexact_counter_reads(quantile(0.5, "h", Selector())) == []
+    assert _inexact_counter_reads(rate("c_total", Selector())) == [
+        "rate(c_total[$__rate_interval])"
+    ]
+
+
 # Functions removed or renamed in Prometheus 3, and matchers on `le`/`quantile` values,
 # which Prometheus 3 normalises to floats ("1" becomes "1.0") so exact strings stop matching.
 PROMETHEUS_3_DENYLIST = (
