@@ -81,6 +81,7 @@ def _settings(messages: list[CheckMessage]) -> None:
         ("EXPORT_TIMEOUT_MS", 1),
         ("EXIT_FLUSH_TIMEOUT_MS", 0),
         ("SPAN_QUEUE_SIZE", 1),
+        ("MAX_ROUTE_NAMES", 1),
     ):
         value = config[key]
         if not isinstance(value, int | float) or value < minimum:
@@ -88,6 +89,20 @@ def _settings(messages: list[CheckMessage]) -> None:
                 Error(
                     f"TELEMETRY['{key}'] = {value!r} must be a number >= {minimum}.",
                     id="telemetry.E006",
+                )
+            )
+    if config["ROUTE_NAME"] is not None:
+        from .routes import load_namer
+
+        try:
+            load_namer(config["ROUTE_NAME"])
+        except (ImportError, TypeError) as exc:
+            messages.append(
+                Error(
+                    f"TELEMETRY['ROUTE_NAME'] = {config['ROUTE_NAME']!r} cannot be used: {exc}",
+                    hint="Give the dotted path of a callable taking the request and returning "
+                    "a route name or None, e.g. 'myproject.telemetry.route_name'.",
+                    id="telemetry.E010",
                 )
             )
     rate = config["SILK_RATE"]

@@ -43,6 +43,11 @@ DEFAULTS: dict[str, Any] = {
     "TRACES_SAMPLE_RATE": 0.1,
     # Server spans carry the route template; True adds the raw path, tokens scrubbed.
     "RECORD_URL_PATH": False,
+    # Routes (telemetry/routes.py): a dotted path to callable(request) -> str | None naming
+    # requests whose URL pattern says nothing (catch-all URLconfs), and the per-process cap
+    # on distinct names (then `other`).
+    "ROUTE_NAME": None,
+    "MAX_ROUTE_NAMES": 100,
     # "fleetscope" (the lean middleware) or "opentelemetry-instrumentation-django".
     "REQUEST_INSTRUMENTATION": "fleetscope",
     # SQL.
