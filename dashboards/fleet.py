@@ -35,14 +35,19 @@ from .queries import (
     exact_rate,
     exact_ratio,
     gauge,
+    mean,
     missing,
     quantile,
     share,
     topk,
+    with_default,
 )
 
 FLEET = Selector().using("service", "node")
 SERVER_ERRORS = FLEET.matching(**{m.STATUS: "5.."})
+
+BY_VERSION = (m.VERSION,)
+VERSION_LEGEND = "{{service_version}}"
 
 REQUESTS = f"{m.REQUEST_DURATION}_count"
 REQUEST_SECONDS = f"{m.REQUEST_DURATION}_sum"
@@ -228,6 +233,60 @@ def time_by_route_timeseries() -> timeseries.Panel:
     )
 
 
+def _by_version(expr: str) -> str:
+    return with_default(expr, m.VERSION, m.UNVERSIONED)
+
+
+def requests_by_version_timeseries() -> timeseries.Panel:
+    return timeseries_panel(
+        "Requests/s by version",
+        "Traffic per deployed version (service.version): a rolling deploy shifts it from the "
+        "old version to the new one.",
+        "reqps",
+        [series_query(_by_version(exact_rate(REQUESTS, FLEET, BY_VERSION)), VERSION_LEGEND)],
+    )
+
+
+def latency_by_version_timeseries() -> timeseries.Panel:
+    return timeseries_panel(
+        "p95 latency by version",
+        "95th percentile request duration per version: compare a new release with the one "
+        "it replaces while both serve.",
+        "s",
+        [
+            series_query(
+                _by_version(quantile(0.95, m.REQUEST_DURATION, FLEET, BY_VERSION)),
+                VERSION_LEGEND,
+                exemplar=True,
+            )
+        ],
+    )
+
+
+def error_ratio_by_version_timeseries() -> timeseries.Panel:
+    return timeseries_panel(
+        "5xx ratio by version",
+        "Share of 5xx responses per version: a release that fails where its predecessor did "
+        "not shows up here first.",
+        "percentunit",
+        [series_query(_by_version(_error_ratio(BY_VERSION)), VERSION_LEGEND)],
+    )
+
+
+def queries_per_request_by_version_timeseries() -> timeseries.Panel:
+    return timeseries_panel(
+        "SQL queries per request by version (mean)",
+        "A release that adds an N+1 pattern or drops a select_related runs more statements "
+        "per request than the version before it.",
+        "short",
+        [
+            series_query(
+                _by_version(mean(m.DB_QUERIES_PER_REQUEST, FLEET, BY_VERSION)), VERSION_LEGEND
+            )
+        ],
+    )
+
+
 def fleet_dashboard() -> dash.Dashboard:
     return assemble(
         new_dashboard(
@@ -254,6 +313,13 @@ def fleet_dashboard() -> dash.Dashboard:
             "Latency",
             cell(latency_per_node_timeseries(), w=16),
             cell(active_requests_per_node_timeseries(), w=8),
+        ),
+        section(
+            "Deploys: latency and errors by version",
+            cell(requests_by_version_timeseries(), w=6),
+            cell(latency_by_version_timeseries(), w=6),
+            cell(error_ratio_by_version_timeseries(), w=6),
+            cell(queries_per_request_by_version_timeseries(), w=6),
         ),
         section(
             "Resources",

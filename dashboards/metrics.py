@@ -51,6 +51,9 @@ HEARTBEAT: Final = f"{REQUEST_DURATION}_count"
 SERVICE: Final = "job"
 NODE: Final = "host_name"
 WORKER: Final = "instance"
+# `service.version`, promoted from the resource by the collector (one value per process).
+VERSION: Final = "service_version"
+UNVERSIONED: Final = "unversioned"
 
 ROUTE: Final = "http_route"
 METHOD: Final = "http_request_method"

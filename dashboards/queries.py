@@ -177,6 +177,11 @@ def mean(histogram: str, sel: Selector, by: Sequence[str] = (), window: str = RA
     )
 
 
+def with_default(expr: str, label: str, value: str) -> str:
+    """`expr` with `label` set to `value` on series that lack it (e.g. no service.version)."""
+    return f'label_replace({expr}, "{label}", "{_escape(value)}", "{label}", "")'
+
+
 def topk(k: int, expr: str) -> str:
     return f"topk({k}, {expr})"
 

@@ -65,10 +65,19 @@ def _histogram(
     family.samples.append((f"{family.name}_count", labels, _counter(rate)))
 
 
+# service.version per node: node-2 already runs the next release.
+VERSIONS = {"node-1": "1.4.1", "node-2": "1.4.2", "node-3": "1.4.1"}
+
+
 def workers() -> Iterator[Labels]:
     for node in NODES:
         for index in range(WORKERS_PER_NODE):
-            yield {"job": SERVICE, "instance": f"{node}/{4700 + index}", "host_name": node}
+            yield {
+                "job": SERVICE,
+                "instance": f"{node}/{4700 + index}",
+                "host_name": node,
+                "service_version": VERSIONS[node],
+            }
 
 
 def families() -> list[Family]:

@@ -81,6 +81,19 @@ def test_cache_hit_ratio_is_hits_over_hits_and_misses(fleet_prometheus: str) -> 
     assert ratio == pytest.approx(hits / (hits + misses), rel=0.01)
 
 
+def test_version_panels_compare_the_releases_that_serve(fleet_prometheus: str) -> None:
+    answer = _query(fleet_prometheus, _panel_expr("fleetscope-fleet", "Requests/s by version"))
+    rates = {s["metric"]["service_version"]: float(s["value"][1]) for s in answer["data"]["result"]}
+    # node-1 runs 1.4.1, node-2 1.4.2 with the same load; node-3 (1.4.1) has stopped. (The
+    # synthetic data ends when the fixture starts, so absolute rates fall as tests run.)
+    assert set(rates) == {"1.4.1", "1.4.2"}
+    assert rates["1.4.1"] == pytest.approx(rates["1.4.2"], rel=0.01)
+    assert rates["1.4.1"] > 0
+    errors = _query(fleet_prometheus, _panel_expr("fleetscope-fleet", "5xx ratio by version"))
+    ratios = [float(s["value"][1]) for s in errors["data"]["result"]]
+    assert ratios == pytest.approx([0.1 / 3.3] * 2, rel=0.01)
+
+
 def test_slow_query_table_carries_the_statement_text(fleet_prometheus: str) -> None:
     answer = _query(
         fleet_prometheus, _panel_expr("fleetscope-db", "Slow queries across the fleet", "A")
