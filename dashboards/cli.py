@@ -39,9 +39,18 @@ def build(
     out: Annotated[
         Path, typer.Option(help="Directory for the JSON and rule files.")
     ] = GENERATED_DIR,
+    slo: Annotated[
+        Path | None,
+        typer.Option(help="SLO file (YAML) for the SLO rules; default dashboards/slo.yaml."),
+    ] = None,
 ) -> None:
-    """Write every dashboard as JSON (sorted keys, stable uids) plus the alert rules."""
-    for path in build_files(out):
+    """Write every dashboard as JSON (sorted keys, stable uids), the alert rules and the SLO
+    recording and burn-rate rules."""
+    try:
+        written = build_files(out, slo)
+    except FleetscopeError as exc:
+        raise _fail(exc) from None
+    for path in written:
         out_console.print(f"wrote {path}", highlight=False)
 
 

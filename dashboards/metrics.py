@@ -14,6 +14,25 @@ DB_DURATION: Final = "db_client_operation_duration_seconds"
 DB_QUERIES_PER_REQUEST: Final = "django_db_queries_per_request"
 CACHE_DURATION: Final = "django_cache_operation_duration_seconds"
 
+# Bucket bounds (le) of the request-duration histogram (telemetry.aggregate.DURATION_BOUNDS):
+# the latency thresholds an SLO can use.
+REQUEST_DURATION_BOUNDS: Final = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+)
+
 ACTIVE_REQUESTS: Final = "http_server_active_requests"
 DB_STATEMENT_INFO: Final = "django_db_statement_info"
 DB_SLOW_QUERIES: Final = "django_db_slow_queries_total"

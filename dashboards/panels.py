@@ -26,6 +26,7 @@ FLEET_UID = "fleetscope-fleet"
 DATABASE_UID = "fleetscope-db"
 CACHE_UID = "fleetscope-cache"
 NODE_UID = "fleetscope-node"
+SLO_UID = "fleetscope-slo"
 
 TAG = "fleetscope"
 # Deploy annotations (`fleetscope dashboards annotate`) carry this tag; every dashboard shows

@@ -62,6 +62,10 @@ class Selector:
         """Exact negative matches: `.excluding(http_route="unmatched")`."""
         return self._with("!=", labels)
 
+    def not_matching(self, **labels: str) -> Selector:
+        """Regex negative matches: `.not_matching(job="shop|cart")`."""
+        return self._with("!~", labels)
+
     def _with(self, op: str, labels: dict[str, str]) -> Selector:
         added = tuple((name, op, value) for name, value in sorted(labels.items()))
         return Selector(self.variables, self.matchers + added)

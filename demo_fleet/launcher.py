@@ -542,9 +542,10 @@ class DemoLauncher:
 
 
 def _rule_files() -> tuple[Path, ...]:
-    """The generated alert rules, so the demo's Prometheus evaluates what users would deploy."""
-    rules = generated_dir() / "fleetscope-rules.yml"
-    return (rules,) if rules.is_file() else ()
+    """The generated alert and SLO rules, so the demo's Prometheus evaluates what users would
+    deploy (and the SLO dashboard has its recorded series)."""
+    names = ("fleetscope-rules.yml", "fleetscope-slo-rules.yml")
+    return tuple(path for name in names if (path := generated_dir() / name).is_file())
 
 
 def generated_dir() -> Path:

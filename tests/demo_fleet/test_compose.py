@@ -271,8 +271,11 @@ def test_prometheus_scrapes_the_collector_keeping_node_labels(services: dict[str
             next(a for a in prometheus["command"] if a.startswith("--config.file")).split("=", 1)[1]
         )
     )
-    rules = mount_target(prometheus, GENERATED / "fleetscope-rules.yml")
-    assert config["rule_files"] == [rules]
+    rules = [
+        mount_target(prometheus, GENERATED / name)
+        for name in ("fleetscope-rules.yml", "fleetscope-slo-rules.yml")
+    ]
+    assert config["rule_files"] == rules
 
 
 def test_nodes_use_the_compose_postgres_and_redis(services: dict[str, Any]) -> None:

@@ -66,7 +66,9 @@ def _service_of(resource_spans: dict[str, Any]) -> str | None:
     return None
 
 
-def start_stack(workdir: Path, scrape_interval: str = "1s") -> LocalStack:
+def start_stack(
+    workdir: Path, scrape_interval: str = "1s", rule_files: tuple[Path, ...] = ()
+) -> LocalStack:
     ports = CollectorPorts.free()
     collector = CollectorSettings(ports=ports, workdir=workdir)
     prometheus = PrometheusSettings.on_free_port(
@@ -74,6 +76,7 @@ def start_stack(workdir: Path, scrape_interval: str = "1s") -> LocalStack:
         exporter_targets=(ports.prometheus_exporter_target,),
         self_metrics_targets=(ports.self_metrics_target,),
         scrape_interval=scrape_interval,
+        rule_files=rule_files,
     )
     processes: list[ManagedProcess] = []
     try:
@@ -132,6 +135,7 @@ def start_gunicorn_node(
     env: dict[str, str] | None = None,
     databases: tuple[str, ...] = ("default", "other"),
     server: str = "gunicorn",
+    extra_args: tuple[str, ...] = (),
 ) -> Node:
     """Migrate, then serve the app (gunicorn WSGI, or uvicorn ASGI when server="uvicorn"),
     exporting to the stack's collector."""
@@ -211,6 +215,7 @@ def start_gunicorn_node(
     ]
     if preload:
         args.append("--preload")
+    args.extend(extra_args)
     process = ManagedProcess(f"node {name}", args, workdir / "gunicorn.log", env=node_env).start()
     try:
         process.wait_ready(port_open(port), timeout=60)

@@ -30,6 +30,8 @@ ROUND = [
     "/local-cache/",
 ]
 ROUNDS = {"node-a": 4, "node-b": 2}
+# A rolling deploy caught half way: node-b already runs the next release.
+VERSIONS = {"node-a": "2.0.0", "node-b": "2.1.0"}
 
 
 def _play(node: Node, rounds: int, tag: str) -> None:
@@ -66,7 +68,11 @@ def fleet(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                     # One worker: series are per worker, and the warm-up must create them all.
                     "tests.integration.node_wsgi:application",
                     workers=1,
-                    env={"OTEL_SERVICE_NAME": SERVICE, "OTEL_TRACES_SAMPLER": "always_off"},
+                    env={
+                        "OTEL_SERVICE_NAME": SERVICE,
+                        "OTEL_TRACES_SAMPLER": "always_off",
+                        "OTEL_RESOURCE_ATTRIBUTES": f"service.version={VERSIONS[name]}",
+                    },
                 )
             )
             seed_books(workdir)
@@ -84,6 +90,14 @@ def fleet(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         for node in nodes:
             total = (1 + ROUNDS[node.name]) * len(ROUND)
             eventually(_sees(stack, node.name, total), what=f"{total} requests of {node.name}")
+        # The SLO recording rules (evaluated every 2 s here) have caught up with the traffic.
+        eventually(
+            lambda: (
+                _scalar(stack, f'sum(fleetscope:slo_requests:period{{job="{SERVICE}"}})')
+                == 2 * sum((1 + r) * len(ROUND) for r in ROUNDS.values())
+            ),
+            what="SLO rules over every request",
+        )
         yield nodes
     finally:
         for node in nodes:
@@ -176,3 +190,52 @@ def test_requests_per_node_separates_unequal_loads(stack: LocalStack, fleet: lis
     }
     assert set(rates) == set(ROUNDS)
     assert rates["node-a"] > rates["node-b"] > 0
+
+
+def test_service_version_labels_request_and_db_series(stack: LocalStack, fleet: list[Node]) -> None:
+    for series in (
+        "http_server_request_duration_seconds_count",
+        "db_client_operation_duration_seconds_count",
+        "django_db_queries_per_request_count",
+    ):
+        versions = {
+            s["metric"].get("host_name"): s["metric"].get("service_version")
+            for s in stack.query(f'{series}{{job="{SERVICE}"}}')
+        }
+        assert versions == VERSIONS, series
+
+
+def test_version_panels_separate_the_two_releases(stack: LocalStack, fleet: list[Node]) -> None:
+    rates = {
+        s["metric"]["service_version"]: float(s["value"][1])
+        for s in _panel(stack, "fleetscope-fleet", "Requests/s by version")
+    }
+    assert set(rates) == set(VERSIONS.values())
+    assert rates["2.0.0"] > rates["2.1.0"] > 0  # node-a (2.0.0) carries twice the rounds
+    queries = {
+        s["metric"]["service_version"]: float(s["value"][1])
+        for s in _panel(stack, "fleetscope-fleet", "SQL queries per request by version (mean)")
+    }
+    assert set(queries) == set(VERSIONS.values())
+
+
+def test_slo_dashboard_reads_the_recorded_objectives(stack: LocalStack, fleet: list[Node]) -> None:
+    targets = {
+        s["metric"]["slo"]: float(s["value"][1])
+        for s in _panel(stack, "fleetscope-slo", "Objectives")
+    }
+    assert targets == {"availability": 0.999, "latency": 0.99}
+    budgets = {
+        s["metric"]["slo"]: float(s["value"][1])
+        for s in _panel(stack, "fleetscope-slo", "Objectives", "B")
+    }
+    assert budgets["availability"] == 1.0  # no 5xx at all
+    # Latency: the share of requests over 1 s (the slow view nears it on a busy machine),
+    # from the raw histogram, against a 1 % budget.
+    job = f'job="{SERVICE}"'
+    total = _scalar(stack, f"sum(http_server_request_duration_seconds_count{{{job}}})")
+    fast = _scalar(
+        stack, f'sum(http_server_request_duration_seconds_bucket{{{job}, le=~"1(\\\\.0)?"}})'
+    )
+    assert total and fast is not None
+    assert budgets["latency"] == pytest.approx(1 - (1 - fast / total) / 0.01)
