@@ -116,27 +116,24 @@ def exact_increase(
 
     Prometheus' `increase()` gives a series nothing for its first sample and extrapolates
     the rest, so a pattern that appears inside the window (an N+1 burst held for one
-    export interval, a cache alias first used mid-window) vanishes or shrinks. Per series:
+    export interval, a cache alias first used mid-window) vanishes or shrinks. Per series,
+    with `end` its last value inside the window and `start` its value when the window
+    began (`offset`), nothing extrapolated:
 
-    - it existed when the window began: last value in the window minus the value at its
-      start (`x offset window`), no extrapolation;
-    - it was born inside the window: its last value (a counter starts at 0, so all of it
-      was counted inside the window);
-    - it was reset inside the window (same labels, new process): Prometheus' own
-      reset-aware `increase()`, an estimate that is never negative nor doubled.
+    - it existed when the window began: `end - start`;
+    - it was born inside the window: `end` (a counter starts at 0, so all of it was
+      counted inside the window). A worker that restarts is a new series (`instance`
+      holds the pid), so restarts are counted exactly;
+    - it went backwards (a reset under the same labels, i.e. a reused pid): `end`, what
+      the new process counted; never negative, never doubled.
 
-    A worker restart normally gives new series (`instance` holds the pid), so it is the
-    second case, exact. docs/dashboards.md ("Exact counts") explains the choice.
+    Two vector matches per series (`-`, `or`): docs/dashboards.md ("Exact counts") has the
+    measurements against `increase()` and the alternatives.
     """
     counter = sel(series)
     end = f"last_over_time({counter}[{window}])"
     start = f"{counter} offset {window}"
-    per_series = (
-        f"((({end} - {start}) >= 0) unless resets({counter}[{window}]) > 0)"
-        f" or ({end} unless {start})"
-        f" or increase({counter}[{window}])"
-    )
-    return aggregate(per_series, by)
+    return aggregate(f"(({end} - {start}) >= 0) or {end}", by)
 
 
 def exact_rate(

@@ -103,15 +103,20 @@ def test_a_counter_reset_under_the_same_labels_is_neither_negative_nor_doubled(
         tmp_path,
         expr,
         {
-            # 50 at the window's start, 60 at minute 6, then the process restarts under the
-            # same labels and counts 30 more: 10 + 30 happened inside the window.
+            # 50 at the window's start, 60 at minute 6, then a process restarts under the
+            # same labels and counts 30: 10 + 30 happened inside the window. The count is
+            # the new process' 30: the old one's last 10 are lost, nothing is negative.
             _n_plus_one("inside"): "0+10x6 0+10x3",
-            # Restarted between the window's start (50) and its first sample: 40 inside.
+            # Restarted between the window's start (50) and its first sample: 40, exact.
             _n_plus_one("at_start"): "0+10x5 0+10x4",
+            # Restarted, then counted past the window's start value: 80 - 50 = 30 of the
+            # 10 + 80 that happened; an undercount, as for `inside`.
+            _n_plus_one("overtook"): "0+10x6 0+35x2 80",
         },
         [
-            {"labels": '{django_db_fingerprint="inside"}', "value": 40},
+            {"labels": '{django_db_fingerprint="inside"}', "value": 30},
             {"labels": '{django_db_fingerprint="at_start"}', "value": 40},
+            {"labels": '{django_db_fingerprint="overtook"}', "value": 30},
         ],
     )
 

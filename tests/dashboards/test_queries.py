@@ -96,15 +96,12 @@ COUNTER_FUNCTION = re.compile(r"(?<![\w])(rate|increase)\(([^\[()]+)\[([^\]]+)\]
 
 
 def _inexact_counter_reads(expr: str) -> list[str]:
-    """`rate`/`increase` calls that are neither a histogram quantile's bucket rates nor the
-    reset fallback inside `exact_increase` (which always sits next to `resets(...)`)."""
+    """`rate`/`increase` calls other than a histogram quantile's bucket rates."""
     found = []
     for match in COUNTER_FUNCTION.finditer(expr):
-        function, selector, window = match.groups()
+        function, selector, _ = match.groups()
         name = selector.split("{")[0].strip()
         if function == "rate" and name.endswith("_bucket"):
-            continue
-        if function == "increase" and f"resets({selector}[{window}])" in expr:
             continue
         found.append(match.group(0))
     return found
