@@ -62,3 +62,8 @@ def test_substitute_follows_grafana_interpolation() -> None:
     assert substitute(expr, {"node": "node-2"}, rate_interval="2m", range_="6h") == (
         'rate(x{job=~".*", host_name=~"node-2"}[2m]) [6h]'
     )
+
+
+def test_substitute_gives_windows_in_numbers_for_per_second_panels() -> None:
+    expr = "x / ($__rate_interval_ms / 1000) + y / $__range_s"
+    assert substitute(expr, rate_interval="2m", range_="6h") == "x / (120000 / 1000) + y / 21600"

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetscope.dashboards.build import GENERATED_DIR
 from fleetscope.dashboards.objectives import SLO_RULES_FILE_NAME, render_slo_rules
-from fleetscope.dashboards.rules import RULES_FILE_NAME
 
 from .stack import LocalStack, start_stack
 
@@ -17,10 +15,10 @@ from .stack import LocalStack, start_stack
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     workdir: Path = tmp_path_factory.mktemp("stack")
-    # The rules users deploy, the SLO rules evaluated every 2 s so tests need not wait minutes.
+    # The SLO rules, evaluated every 2 s so the SLO dashboard's tests need not wait minutes.
     slo_rules = workdir / SLO_RULES_FILE_NAME
     slo_rules.write_text(render_slo_rules(interval="2s", period_interval="2s"))
-    local = start_stack(workdir, rule_files=(GENERATED_DIR / RULES_FILE_NAME, slo_rules))
+    local = start_stack(workdir, rule_files=(slo_rules,))
     try:
         yield local
     finally:
