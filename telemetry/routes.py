@@ -167,12 +167,15 @@ class RouteCatalog:
 
     def of(self, request: HttpRequest) -> str:
         """The `http.route` label of `request` (never raises)."""
-        name = request.__dict__.get(ROUTE_ATTRIBUTE)
+        # Both are plain instance attributes (Django's handler sets resolver_match): one
+        # dict lookup each, no attribute machinery on the path every request takes.
+        attributes = request.__dict__
+        name = attributes.get(ROUTE_ATTRIBUTE)
         if name is None and self._namer_path is not None:
             name = self._call_namer(request)
         if name is not None:
             return self.named(name)
-        match = getattr(request, "resolver_match", None)
+        match = attributes.get("resolver_match")
         if match is None:
             return UNMATCHED_ROUTE
         pattern = match.route
