@@ -18,4 +18,5 @@ urlpatterns = [
     path("two-aliases/", views.two_aliases),
     path("preexec/", views.preexec),
     path("reset/<uidb64>/<token>/", views.password_reset),
+    path("tasks/enqueue/", views.enqueue),
 ]

@@ -96,3 +96,16 @@ def preexec(request: HttpRequest) -> JsonResponse:
 def password_reset(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
     """Shaped like django.contrib.auth's reset URL: the path itself is a credential."""
     return HttpResponse("ok")
+
+
+def enqueue(request: HttpRequest) -> JsonResponse:
+    """Queues `?task=<name>` (`&times=<n>`) of testapp/tasks.py: the request a task's trace
+    continues."""
+    from .tasks import TASKS
+
+    task = TASKS[request.GET.get("task", "ok")]
+    args: list[object] = [float(request.GET["seconds"])] if "seconds" in request.GET else []
+    if "key" in request.GET:
+        args = [request.GET["key"]]
+    ids = [task.delay(*args).id for _ in range(int(request.GET.get("times", "1")))]
+    return JsonResponse({"queued": ids})
