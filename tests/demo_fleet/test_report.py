@@ -129,8 +129,9 @@ def test_queries_are_sent_with_every_variable_at_all_and_the_window() -> None:
     for key, expr in report.all_queries().items():
         sent = resolve(expr, "90s")
         assert "$" not in sent
-        # Memory is a gauge read at the report's time; everything else spans the window.
-        assert ("[90s]" in sent) == (key != "nodes.rss_bytes")
+        # Memory and queue depth are gauges read at the report's time; everything else spans
+        # the window.
+        assert ("[90s]" in sent) == (key not in ("nodes.rss_bytes", "queues.waiting"))
 
     assert 'job=~"demo-shop"' in resolve(NODE_QUERIES["requests_per_s"], "5m", "demo-shop")
 
