@@ -158,9 +158,10 @@ def test_counts_in_prometheus_are_exact(fleet: TaskFleet) -> None:
     buckets = stack.query(
         f"celery_task_duration_seconds_bucket{_sel(celery_task_name=f'{TASKS}.ok')}"
     )
-    assert {s["metric"]["le"] for s in buckets} >= {"0.005", "1", "600", "+Inf"}
+    # Prometheus 3 writes `le` as a float ("1.0"): compare numbers.
+    assert {float(s["metric"]["le"]) for s in buckets} >= {0.005, 1, 600, float("inf")}
     waits = stack.query(f"celery_task_queue_wait_seconds_bucket{_sel()}")
-    assert {s["metric"]["le"] for s in waits} >= {"0.005", "60", "3600", "+Inf"}
+    assert {float(s["metric"]["le"]) for s in waits} >= {0.005, 60, 3600, float("inf")}
 
 
 def test_n_plus_one_inside_a_task_is_counted_under_the_task_not_a_route(
