@@ -506,14 +506,22 @@ def render_tasks(report: Report, console: Console) -> None:
         console.print(_queues_table(report.queues))
 
 
+def _module_prefix(names: list[str]) -> str:
+    """The dotted module path every task name shares (`shop.tasks.`), or ""."""
+    modules = {name.rpartition(".")[0] for name in names}
+    return f"{modules.pop()}." if len(modules) == 1 and "" not in modules else ""
+
+
 def _tasks_table(rows: list[TaskRow]) -> Table:
-    table = Table(title="Tasks", title_justify="left")
+    prefix = _module_prefix([row.task for row in rows])
+    title = f"Tasks ({prefix}…)" if prefix else "Tasks"
+    table = Table(title=title, title_justify="left")
     table.add_column("Task", overflow="fold")
     for column in ("Runs", "Runs/s", "p95 duration", "p95 queue wait", "Failures", "Retries"):
         table.add_column(column, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(
-            row.task,
+            row.task.removeprefix(prefix),
             format_count(row.runs),
             format_rate(row.runs_per_s),
             format_seconds(row.p95_duration_s),
