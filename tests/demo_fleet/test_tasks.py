@@ -113,7 +113,7 @@ def test_the_ratings_task_runs_one_query_per_product(seeded: dict[str, int]) -> 
 def test_the_inventory_sync_retries_then_fails_when_the_warehouse_never_answers(
     seeded: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    order = Order.objects.create(customer=Customer.objects.first())
+    order = Order.objects.create(customer=Customer.objects.get(pk=1))
     monkeypatch.setattr(tasks.random, "random", lambda: 0.0)
     runs: list[str] = []
     signals.task_postrun.connect(
@@ -130,6 +130,6 @@ def test_the_inventory_sync_retries_then_fails_when_the_warehouse_never_answers(
 def test_the_inventory_sync_succeeds_when_the_warehouse_answers(
     seeded: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    order = Order.objects.create(customer=Customer.objects.first())
+    order = Order.objects.create(customer=Customer.objects.get(pk=1))
     monkeypatch.setattr(tasks.random, "random", lambda: 0.99)
     assert tasks.sync_inventory.apply(args=[order.pk]).get() == 0
