@@ -517,7 +517,8 @@ def _tasks_table(rows: list[TaskRow]) -> Table:
     title = f"Tasks ({prefix}…)" if prefix else "Tasks"
     table = Table(title=title, title_justify="left")
     table.add_column("Task", overflow="fold")
-    for column in ("Runs", "Runs/s", "p95 duration", "p95 queue wait", "Failures", "Retries"):
+    # Short headers: task names need the width in an 80-column terminal.
+    for column in ("Runs", "Runs/s", "p95", "p95 wait", "Failed", "Retried"):
         table.add_column(column, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(

@@ -33,6 +33,7 @@ from .tasks import (
 
 PRODUCT_LIST_SIZE = 30
 CATALOGUE_CACHE_TIMEOUT_S = 30
+RATINGS_REFRESH_INTERVAL_S = 120
 SLOW_REPORT_ROWS = 20
 # The report's default window is the second (last) year of the seeded reviews: half the
 # table matches, and all of it is scanned.
@@ -172,8 +173,10 @@ def catalogue(request: HttpRequest, category_id: int) -> HttpResponse:
         products = Product.objects.filter(category=category).values("id", "name", "price", "stock")
         page = {"category": category.name, "products": list(products)}
         cache.set(key, page, CATALOGUE_CACHE_TIMEOUT_S)
-        # A rebuilt page is a good moment to refresh the category's ratings (the N+1 task).
-        enqueue(refresh_category_ratings, category.pk)
+        # A rebuilt page is a good moment to refresh the category's ratings (the N+1 task),
+        # at most once per RATINGS_REFRESH_INTERVAL_S per cache (per worker with locmem).
+        if cache.add(f"shop:ratings:queued:{category_id}", 1, RATINGS_REFRESH_INTERVAL_S):
+            enqueue(refresh_category_ratings, category.pk)
     return render(request, "shop/catalogue.html", page)
 
 

@@ -73,6 +73,18 @@ def test_views_queue_the_confirmation_the_sync_the_ratings_and_the_report(
     ]
 
 
+@override_settings(FLEETSCOPE_DEMO_TASKS=True)
+def test_a_category_is_refreshed_at_most_once_per_interval(
+    client: Client, seeded: dict[str, int], published: list[tuple[str, str]]
+) -> None:
+    category = Category.objects.first()
+    assert category is not None
+    for _ in range(3):  # three rebuilt pages (the catalogue key expired each time)
+        caches["default"].delete(f"shop:catalogue:{category.pk}")
+        assert client.get(f"/catalogue/{category.pk}/").status_code == 200
+    assert published == [("refresh_category_ratings", "celery")]
+
+
 @override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
 def test_the_confirmation_mails_the_customer_their_order(
     client: Client, seeded: dict[str, int]
