@@ -17,6 +17,7 @@ from .node import node_dashboard
 from .objectives import SLO_RULES_FILE_NAME, Objectives, load_objectives, render_slo_rules
 from .rules import RULES_FILE_NAME, render_rules
 from .slo import slo_dashboard
+from .tasks import tasks_dashboard
 
 GENERATED_DIR = Path(__file__).resolve().parent / "generated"
 PROVISIONING_DIR = Path(__file__).resolve().parent / "provisioning"
@@ -27,6 +28,7 @@ DASHBOARDS: tuple[Callable[[], Dashboard], ...] = (
     cache_dashboard,
     node_dashboard,
     slo_dashboard,
+    tasks_dashboard,
 )
 
 

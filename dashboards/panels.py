@@ -27,6 +27,7 @@ DATABASE_UID = "fleetscope-db"
 CACHE_UID = "fleetscope-cache"
 NODE_UID = "fleetscope-node"
 SLO_UID = "fleetscope-slo"
+TASKS_UID = "fleetscope-tasks"
 
 TAG = "fleetscope"
 # Deploy annotations (`fleetscope dashboards annotate`) carry this tag; every dashboard shows
