@@ -20,7 +20,7 @@ from .panels import (
     stat_panel,
     timeseries_panel,
 )
-from .queries import RATE_WINDOW, Selector, quantile, rate, ratio
+from .queries import RATE_WINDOW, Selector, exact_rate, exact_ratio, quantile
 
 CACHE = Selector().using("service", "node")
 HITS = CACHE.where(**{m.CACHE_RESULT: "hit"})
@@ -32,10 +32,8 @@ BASELINE_WINDOW = "1h"
 
 
 def hit_ratio(by: tuple[str, ...] = (), window: str = RATE_WINDOW) -> str:
-    """hits / (hits + misses) of django_cache_operations_total."""
-    return ratio(
-        rate(m.CACHE_OPERATIONS, HITS, by, window), rate(m.CACHE_OPERATIONS, LOOKUPS, by, window)
-    )
+    """hits / (hits + misses) of django_cache_operations_total, from exact counts."""
+    return exact_ratio(m.CACHE_OPERATIONS, HITS, LOOKUPS, by, window)
 
 
 def hit_ratio_stat() -> stat.Panel:
@@ -53,7 +51,7 @@ def operations_rate_stat() -> stat.Panel:
         "Cache operations/s",
         "All cache calls per second (get, set, delete, ...).",
         "ops",
-        series_query(rate(m.CACHE_OPERATIONS, CACHE)),
+        series_query(exact_rate(m.CACHE_OPERATIONS, CACHE)),
     )
 
 
@@ -62,7 +60,7 @@ def miss_rate_stat() -> stat.Panel:
         "Misses/s",
         "Lookups that found nothing; each one usually costs a database round trip.",
         "ops",
-        series_query(rate(m.CACHE_OPERATIONS, MISSES)),
+        series_query(exact_rate(m.CACHE_OPERATIONS, MISSES)),
     )
 
 
@@ -102,7 +100,8 @@ def operations_by_operation_timeseries() -> timeseries.Panel:
         "ops",
         [
             series_query(
-                rate(m.CACHE_OPERATIONS, CACHE, (m.CACHE_OPERATION,)), "{{django_cache_operation}}"
+                exact_rate(m.CACHE_OPERATIONS, CACHE, (m.CACHE_OPERATION,)),
+                "{{django_cache_operation}}",
             )
         ],
         stacked=True,
@@ -117,10 +116,10 @@ def misses_by_alias_timeseries() -> timeseries.Panel:
         "ops",
         [
             series_query(
-                rate(m.CACHE_OPERATIONS, MISSES, (m.CACHE_ALIAS,)), "{{django_cache_alias}}"
+                exact_rate(m.CACHE_OPERATIONS, MISSES, (m.CACHE_ALIAS,)), "{{django_cache_alias}}"
             ),
             series_query(
-                rate(m.CACHE_OPERATIONS, MISSES, (m.CACHE_ALIAS,), BASELINE_WINDOW),
+                exact_rate(m.CACHE_OPERATIONS, MISSES, (m.CACHE_ALIAS,), BASELINE_WINDOW),
                 f"{{{{django_cache_alias}}}} {BASELINE_WINDOW} baseline",
             ),
         ],

@@ -14,21 +14,21 @@ import httpx
 
 from fleetscope.errors import FleetscopeError
 
+from . import queries
 from .build import dashboard_models
 
 Status = Literal["ok", "empty", "error"]
 
 # Grafana's own interpolations inside expressions; user variables are handled apart.
 _BUILTIN = re.compile(
-    r"\$\{?(__rate_interval|__interval_ms|__interval|__range_s|__range_ms|__range)\}?"
+    r"\$\{?(__rate_interval_ms|__rate_interval|__interval_ms|__interval|__range_s|__range_ms"
+    r"|__range)\}?"
 )
 # $var, ${var}, ${var:format}, [[var]]
 _VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\$(\w+)|\[\[(\w+)\]\]")
 _LABEL_VALUES = re.compile(
     r"^\s*label_values\(\s*(?:(?P<selector>.+?)\s*,\s*)?(?P<label>\w+)\s*\)\s*$"
 )
-_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 
 @dataclass(frozen=True)
@@ -63,10 +63,10 @@ class CheckError(FleetscopeError):
 
 def duration_seconds(duration: str) -> float:
     """Seconds in a Prometheus duration such as `1h` or `1h30m`."""
-    parts = _DURATION.findall(duration)
-    if not parts or "".join(n + u for n, u in parts) != duration:
-        raise CheckError(f"{duration!r} is not a duration; use e.g. 30m, 1h or 6h.")
-    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+    try:
+        return queries.duration_seconds(duration)
+    except ValueError as exc:
+        raise CheckError(str(exc)) from None
 
 
 def iter_queries(dashboards: Iterable[Mapping[str, Any]]) -> Iterator[Query]:
@@ -105,6 +105,7 @@ def substitute(
     range_seconds = duration_seconds(range_)
     builtins = {
         "__rate_interval": rate_interval,
+        "__rate_interval_ms": str(int(duration_seconds(rate_interval) * 1000)),
         "__interval": rate_interval,
         "__interval_ms": str(int(duration_seconds(rate_interval) * 1000)),
         "__range": range_,

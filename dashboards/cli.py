@@ -13,6 +13,7 @@ from rich.table import Table
 
 from fleetscope.errors import FleetscopeError
 
+from .annotate import annotate_deploy
 from .build import GENERATED_DIR
 from .build import build as build_files
 from .check import PanelResult, check_all
@@ -38,9 +39,18 @@ def build(
     out: Annotated[
         Path, typer.Option(help="Directory for the JSON and rule files.")
     ] = GENERATED_DIR,
+    slo: Annotated[
+        Path | None,
+        typer.Option(help="SLO file (YAML) for the SLO rules; default dashboards/slo.yaml."),
+    ] = None,
 ) -> None:
-    """Write every dashboard as JSON (sorted keys, stable uids) plus the alert rules."""
-    for path in build_files(out):
+    """Write every dashboard as JSON (sorted keys, stable uids), the alert rules and the SLO
+    recording and burn-rate rules."""
+    try:
+        written = build_files(out, slo)
+    except FleetscopeError as exc:
+        raise _fail(exc) from None
+    for path in written:
         out_console.print(f"wrote {path}", highlight=False)
 
 
@@ -62,6 +72,30 @@ def push(
         out_console.print(
             f"{result.title}: version {result.version} at {result.url}", highlight=False
         )
+
+
+@app.command()
+def annotate(
+    url: Annotated[str, typer.Option(help="Grafana root URL, e.g. http://127.0.0.1:3000.")],
+    token: Annotated[
+        str,
+        typer.Option(envvar="GRAFANA_TOKEN", help="Service account token (or $GRAFANA_TOKEN)."),
+    ],
+    version: Annotated[str, typer.Option(help="The service.version just deployed.")],
+    service: Annotated[
+        str | None, typer.Option(help="The service (service.name) deployed, for the text.")
+    ] = None,
+    text: Annotated[str | None, typer.Option(help="Annotation text (default: Deployed …).")] = None,
+    at: Annotated[float | None, typer.Option(help="When, as Unix seconds (default: now).")] = None,
+) -> None:
+    """Mark a deploy on every Fleetscope dashboard (a Grafana annotation)."""
+    try:
+        result = annotate_deploy(url, token, version, service=service, text=text, at=at)
+    except FleetscopeError as exc:
+        raise _fail(exc) from None
+    out_console.print(
+        f"annotation {result.id}: {result.text!r} tagged {', '.join(result.tags)}", highlight=False
+    )
 
 
 def _parse_vars(pairs: list[str]) -> dict[str, str]:

@@ -28,20 +28,26 @@ from .panels import (
     timeseries_panel,
 )
 from .queries import (
+    RATE_WINDOW,
     Selector,
     count_distinct,
+    exact_increase,
+    exact_rate,
+    exact_ratio,
     gauge,
-    increase,
+    mean,
     missing,
     quantile,
-    rate,
-    ratio,
     share,
     topk,
+    with_default,
 )
 
 FLEET = Selector().using("service", "node")
 SERVER_ERRORS = FLEET.matching(**{m.STATUS: "5.."})
+
+BY_VERSION = (m.VERSION,)
+VERSION_LEGEND = "{{service_version}}"
 
 REQUESTS = f"{m.REQUEST_DURATION}_count"
 REQUEST_SECONDS = f"{m.REQUEST_DURATION}_sum"
@@ -49,8 +55,8 @@ REQUEST_SECONDS = f"{m.REQUEST_DURATION}_sum"
 STOPPED_WINDOW = "1h"
 
 
-def _error_ratio(by: tuple[str, ...] = (), window: str = "$__rate_interval") -> str:
-    return ratio(rate(REQUESTS, SERVER_ERRORS, by, window), rate(REQUESTS, FLEET, by, window))
+def _error_ratio(by: tuple[str, ...] = (), window: str = RATE_WINDOW) -> str:
+    return exact_ratio(REQUESTS, SERVER_ERRORS, FLEET, by, window)
 
 
 def nodes_reporting_stat() -> stat.Panel:
@@ -78,7 +84,7 @@ def request_rate_stat() -> stat.Panel:
         "Requests/s",
         "Requests per second served by the selected nodes.",
         "reqps",
-        series_query(rate(REQUESTS, FLEET), "req/s"),
+        series_query(exact_rate(REQUESTS, FLEET), "req/s"),
     )
 
 
@@ -116,7 +122,7 @@ def requests_per_node_timeseries() -> timeseries.Panel:
         "Requests/s per node",
         "Throughput of each node; a node falling to zero while others carry on has stopped.",
         "reqps",
-        [series_query(rate(REQUESTS, FLEET, (m.NODE,)), "{{host_name}}")],
+        [series_query(exact_rate(REQUESTS, FLEET, (m.NODE,)), "{{host_name}}")],
         links=[node_detail_link("${__field.labels.host_name:percentencode}")],
     )
 
@@ -163,7 +169,7 @@ def cpu_per_node_timeseries() -> timeseries.Panel:
         "CPU per node (cores)",
         "CPU seconds per second used by all workers of a node (user + system).",
         "none",
-        [series_query(rate(m.PROCESS_CPU, FLEET, (m.NODE,)), "{{host_name}}")],
+        [series_query(exact_rate(m.PROCESS_CPU, FLEET, (m.NODE,)), "{{host_name}}")],
         links=[node_detail_link("${__field.labels.host_name:percentencode}")],
     )
 
@@ -200,13 +206,16 @@ def top_routes_table() -> table.Panel:
             )
         ],
         [
-            Column("Time spent", increase(REQUEST_SECONDS, FLEET, by), "s"),
+            Column("Time spent", exact_increase(REQUEST_SECONDS, FLEET, by), "s"),
             Column(
                 "Share of time",
-                share(increase(REQUEST_SECONDS, FLEET, by), increase(REQUEST_SECONDS, FLEET)),
+                share(
+                    exact_increase(REQUEST_SECONDS, FLEET, by),
+                    exact_increase(REQUEST_SECONDS, FLEET),
+                ),
                 "percentunit",
             ),
-            Column("Requests/s", rate(REQUESTS, FLEET, by, "$__range"), "reqps"),
+            Column("Requests/s", exact_rate(REQUESTS, FLEET, by, "$__range"), "reqps"),
             Column("p95", quantile(0.95, m.REQUEST_DURATION, FLEET, by, "$__range"), "s"),
             Column("5xx ratio", _error_ratio(by, "$__range"), "percentunit"),
         ],
@@ -219,8 +228,62 @@ def time_by_route_timeseries() -> timeseries.Panel:
         "Time spent by route (top 10)",
         "Seconds of request time per second, per route: the routes worth optimising first.",
         "s",
-        [series_query(topk(10, rate(REQUEST_SECONDS, FLEET, (m.ROUTE,))), "{{http_route}}")],
+        [series_query(topk(10, exact_rate(REQUEST_SECONDS, FLEET, (m.ROUTE,))), "{{http_route}}")],
         stacked=True,
+    )
+
+
+def _by_version(expr: str) -> str:
+    return with_default(expr, m.VERSION, m.UNVERSIONED)
+
+
+def requests_by_version_timeseries() -> timeseries.Panel:
+    return timeseries_panel(
+        "Requests/s by version",
+        "Traffic per deployed version (service.version): a rolling deploy shifts it from the "
+        "old version to the new one.",
+        "reqps",
+        [series_query(_by_version(exact_rate(REQUESTS, FLEET, BY_VERSION)), VERSION_LEGEND)],
+    )
+
+
+def latency_by_version_timeseries() -> timeseries.Panel:
+    return timeseries_panel(
+        "p95 latency by version",
+        "95th percentile request duration per version: compare a new release with the one "
+        "it replaces while both serve.",
+        "s",
+        [
+            series_query(
+                _by_version(quantile(0.95, m.REQUEST_DURATION, FLEET, BY_VERSION)),
+                VERSION_LEGEND,
+                exemplar=True,
+            )
+        ],
+    )
+
+
+def error_ratio_by_version_timeseries() -> timeseries.Panel:
+    return timeseries_panel(
+        "5xx ratio by version",
+        "Share of 5xx responses per version: a release that fails where its predecessor did "
+        "not shows up here first.",
+        "percentunit",
+        [series_query(_by_version(_error_ratio(BY_VERSION)), VERSION_LEGEND)],
+    )
+
+
+def queries_per_request_by_version_timeseries() -> timeseries.Panel:
+    return timeseries_panel(
+        "SQL queries per request by version (mean)",
+        "A release that adds an N+1 pattern or drops a select_related runs more statements "
+        "per request than the version before it.",
+        "short",
+        [
+            series_query(
+                _by_version(mean(m.DB_QUERIES_PER_REQUEST, FLEET, BY_VERSION)), VERSION_LEGEND
+            )
+        ],
     )
 
 
@@ -250,6 +313,13 @@ def fleet_dashboard() -> dash.Dashboard:
             "Latency",
             cell(latency_per_node_timeseries(), w=16),
             cell(active_requests_per_node_timeseries(), w=8),
+        ),
+        section(
+            "Deploys: latency and errors by version",
+            cell(requests_by_version_timeseries(), w=6),
+            cell(latency_by_version_timeseries(), w=6),
+            cell(error_ratio_by_version_timeseries(), w=6),
+            cell(queries_per_request_by_version_timeseries(), w=6),
         ),
         section(
             "Resources",

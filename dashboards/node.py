@@ -31,12 +31,12 @@ from .queries import (
     RATE_WINDOW,
     Selector,
     count_distinct,
+    exact_increase,
+    exact_rate,
+    exact_ratio,
     gauge,
-    increase,
     mean,
     quantile,
-    rate,
-    ratio,
     share,
     with_statement_text,
 )
@@ -54,7 +54,7 @@ WORKER_LEGEND = "{{instance}}"
 
 
 def _error_ratio(by: tuple[str, ...] = (), window: str = RATE_WINDOW) -> str:
-    return ratio(rate(REQUESTS, SERVER_ERRORS, by, window), rate(REQUESTS, WORKERS, by, window))
+    return exact_ratio(REQUESTS, SERVER_ERRORS, WORKERS, by, window)
 
 
 def workers_stat() -> stat.Panel:
@@ -72,7 +72,7 @@ def request_rate_stat() -> stat.Panel:
         "Requests/s",
         "Requests served by this node.",
         "reqps",
-        series_query(rate(REQUESTS, WORKERS)),
+        series_query(exact_rate(REQUESTS, WORKERS)),
     )
 
 
@@ -101,7 +101,7 @@ def cpu_stat() -> stat.Panel:
         "CPU (cores)",
         "CPU seconds per second used by this node's workers.",
         "none",
-        series_query(rate(m.PROCESS_CPU, WORKERS)),
+        series_query(exact_rate(m.PROCESS_CPU, WORKERS)),
     )
 
 
@@ -119,7 +119,7 @@ def requests_per_worker_timeseries() -> timeseries.Panel:
         "Requests/s per worker",
         "How evenly the server spreads requests over its workers.",
         "reqps",
-        [series_query(rate(REQUESTS, WORKERS, BY_WORKER), WORKER_LEGEND)],
+        [series_query(exact_rate(REQUESTS, WORKERS, BY_WORKER), WORKER_LEGEND)],
     )
 
 
@@ -142,7 +142,7 @@ def responses_by_status_timeseries() -> timeseries.Panel:
         "Responses/s by status code",
         "Status code mix of this node.",
         "reqps",
-        [series_query(rate(REQUESTS, WORKERS, (m.STATUS,)), "{{http_response_status_code}}")],
+        [series_query(exact_rate(REQUESTS, WORKERS, (m.STATUS,)), "{{http_response_status_code}}")],
         stacked=True,
     )
 
@@ -161,7 +161,7 @@ def cpu_by_mode_timeseries() -> timeseries.Panel:
         "CPU by mode (cores)",
         "User vs system CPU of the node's workers; high system time points at I/O or syscalls.",
         "none",
-        [series_query(rate(m.PROCESS_CPU, WORKERS, (m.CPU_MODE,)), "{{type}}")],
+        [series_query(exact_rate(m.PROCESS_CPU, WORKERS, (m.CPU_MODE,)), "{{type}}")],
         stacked=True,
     )
 
@@ -171,7 +171,7 @@ def cpu_per_worker_timeseries() -> timeseries.Panel:
         "CPU per worker (cores)",
         "CPU seconds per second per worker process.",
         "none",
-        [series_query(rate(m.PROCESS_CPU, WORKERS, BY_WORKER), WORKER_LEGEND)],
+        [series_query(exact_rate(m.PROCESS_CPU, WORKERS, BY_WORKER), WORKER_LEGEND)],
     )
 
 
@@ -218,7 +218,8 @@ def gc_collections_timeseries() -> timeseries.Panel:
         "ops",
         [
             series_query(
-                rate(m.GC_COLLECTIONS, WORKERS, (m.GC_GENERATION,)), "gen {{cpython_gc_generation}}"
+                exact_rate(m.GC_COLLECTIONS, WORKERS, (m.GC_GENERATION,)),
+                "gen {{cpython_gc_generation}}",
             )
         ],
     )
@@ -229,7 +230,7 @@ def db_time_per_worker_timeseries() -> timeseries.Panel:
         "DB time per worker",
         "Seconds per second each worker waits on the database.",
         "s",
-        [series_query(rate(DB_SECONDS, WORKERS, BY_WORKER), WORKER_LEGEND)],
+        [series_query(exact_rate(DB_SECONDS, WORKERS, BY_WORKER), WORKER_LEGEND)],
     )
 
 
@@ -241,10 +242,7 @@ def cache_hit_ratio_timeseries() -> timeseries.Panel:
         "percentunit",
         [
             series_query(
-                ratio(
-                    rate(m.CACHE_OPERATIONS, CACHE_HITS, by),
-                    rate(m.CACHE_OPERATIONS, CACHE_LOOKUPS, by),
-                ),
+                exact_ratio(m.CACHE_OPERATIONS, CACHE_HITS, CACHE_LOOKUPS, by),
                 "{{django_cache_alias}}",
             )
         ],
@@ -269,12 +267,16 @@ def top_queries_table() -> table.Panel:
             Column(
                 "Share of DB time",
                 with_statement_text(
-                    share(increase(DB_SECONDS, WORKERS, fp), increase(DB_SECONDS, WORKERS)),
+                    share(
+                        exact_increase(DB_SECONDS, WORKERS, fp), exact_increase(DB_SECONDS, WORKERS)
+                    ),
                     WORKERS,
                 ),
                 "percentunit",
             ),
-            Column("Calls/s", rate(f"{m.DB_DURATION}_count", WORKERS, fp, RANGE_WINDOW), "ops"),
+            Column(
+                "Calls/s", exact_rate(f"{m.DB_DURATION}_count", WORKERS, fp, RANGE_WINDOW), "ops"
+            ),
             Column("Mean", mean(m.DB_DURATION, WORKERS, fp, RANGE_WINDOW), "s"),
         ],
         sort_by="Share of DB time",
@@ -294,8 +296,8 @@ def top_routes_table() -> table.Panel:
             )
         ],
         [
-            Column("Time spent", increase(REQUEST_SECONDS, WORKERS, by), "s"),
-            Column("Requests/s", rate(REQUESTS, WORKERS, by, RANGE_WINDOW), "reqps"),
+            Column("Time spent", exact_increase(REQUEST_SECONDS, WORKERS, by), "s"),
+            Column("Requests/s", exact_rate(REQUESTS, WORKERS, by, RANGE_WINDOW), "reqps"),
             Column("p95", quantile(0.95, m.REQUEST_DURATION, WORKERS, by, RANGE_WINDOW), "s"),
             Column("5xx ratio", _error_ratio(by, RANGE_WINDOW), "percentunit"),
         ],

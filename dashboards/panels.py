@@ -26,8 +26,14 @@ FLEET_UID = "fleetscope-fleet"
 DATABASE_UID = "fleetscope-db"
 CACHE_UID = "fleetscope-cache"
 NODE_UID = "fleetscope-node"
+SLO_UID = "fleetscope-slo"
+TASKS_UID = "fleetscope-tasks"
 
 TAG = "fleetscope"
+# Deploy annotations (`fleetscope dashboards annotate`) carry this tag; every dashboard shows
+# them through Grafana's built-in annotation datasource.
+DEPLOY_TAG = "fleetscope-deploy"
+GRAFANA_BUILTIN = dash_models.DataSourceRef(type_val="grafana", uid="-- Grafana --")
 SILK_BASE_URL = "http://127.0.0.1:8001"
 # Where the telemetry app serves Silk profiles; `${silk_base_url}` is a dashboard
 # variable, `${__value.raw}` the clicked cell. One place to change when the views move.
@@ -323,6 +329,19 @@ def new_dashboard(
         .tooltip(dash_models.DashboardCursorSync.CROSSHAIR)
         .links([fleetscope_dashboards_link()])
         .variables(list(variables))
+        .annotation(deploy_annotation())
+    )
+
+
+def deploy_annotation() -> dash.AnnotationQuery:
+    """Deploys posted by `fleetscope dashboards annotate`, as vertical markers on every panel."""
+    return (
+        dash.AnnotationQuery()
+        .name("Deploys")
+        .datasource(GRAFANA_BUILTIN)
+        .enable(True)
+        .icon_color("purple")
+        .target(dash.AnnotationTarget().type("tags").tags([DEPLOY_TAG]).match_any(False).limit(100))
     )
 
 

@@ -84,6 +84,16 @@ class GrafanaClient:
             )
         )
 
+    def create_annotation(
+        self, text: str, tags: list[str], time_ms: int | None = None
+    ) -> dict[str, Any]:
+        """An organization-wide annotation (no dashboard uid): every dashboard whose
+        annotation query asks for one of its tags shows it."""
+        body: dict[str, Any] = {"text": text, "tags": tags}
+        if time_ms is not None:
+            body["time"] = time_ms
+        return dict(self._call("POST", "/api/annotations", "posting an annotation", json=body))
+
     def _call(self, method: str, path: str, action: str, **kwargs: Any) -> Any:
         try:
             response = self._client.request(method, path, **kwargs)
@@ -113,8 +123,8 @@ class GrafanaClient:
         if status == 403:
             return (
                 f"The token is not allowed to do this (403 Forbidden) while {action}: give its "
-                "service account the Editor role in Grafana (or folders:create and "
-                "dashboards:write)."
+                "service account the Editor role in Grafana (or folders:create, "
+                "dashboards:write and annotations:create)."
             )
         if status == 404:
             return (

@@ -6,6 +6,7 @@ the dashboard modules only say which template variables scope a query.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,10 +19,20 @@ VARIABLE_LABELS: dict[str, str] = {
     "node": m.NODE,
     "instance": m.WORKER,
     "route": m.ROUTE,
+    "task": m.TASK,
+    "queue": m.QUEUE,
 }
 
 RATE_WINDOW = "$__rate_interval"
 RANGE_WINDOW = "$__range"
+# The same windows in seconds, as Grafana interpolates them (numbers, usable in arithmetic).
+WINDOW_SECONDS: dict[str, str] = {
+    RATE_WINDOW: "($__rate_interval_ms / 1000)",
+    RANGE_WINDOW: "$__range_s",
+}
+
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,10 @@ class Selector:
         """Exact negative matches: `.excluding(http_route="unmatched")`."""
         return self._with("!=", labels)
 
+    def not_matching(self, **labels: str) -> Selector:
+        """Regex negative matches: `.not_matching(job="shop|cart")`."""
+        return self._with("!~", labels)
+
     def _with(self, op: str, labels: dict[str, str]) -> Selector:
         added = tuple((name, op, value) for name, value in sorted(labels.items()))
         return Selector(self.variables, self.matchers + added)
@@ -75,14 +90,59 @@ def aggregate(expr: str, by: Sequence[str] = (), op: str = "sum") -> str:
     return f"{op} by ({', '.join(by)}) ({expr})" if by else f"{op}({expr})"
 
 
+def duration_seconds(duration: str) -> float:
+    """Seconds in a Prometheus duration such as `1h` or `1h30m`; ValueError otherwise."""
+    parts = _DURATION.findall(duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise ValueError(f"{duration!r} is not a duration; use e.g. 30m, 1h or 6h.")
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def window_seconds(window: str) -> str:
+    """`window` as a number of seconds PromQL can divide by (Grafana's `_ms`/`_s` forms)."""
+    if window in WINDOW_SECONDS:
+        return WINDOW_SECONDS[window]
+    return f"{duration_seconds(window):g}"
+
+
 def rate(series: str, sel: Selector, by: Sequence[str] = (), window: str = RATE_WINDOW) -> str:
-    """`sum by (...) (rate(series{...}[window]))`."""
+    """`sum by (...) (rate(series{...}[window]))`: Prometheus' extrapolated estimate. Counts and
+    ratios use `exact_rate`/`exact_increase`; this is for histogram buckets (`quantile`)."""
     return aggregate(f"rate({sel(series)}[{window}])", by)
 
 
-def increase(series: str, sel: Selector, by: Sequence[str] = (), window: str = RANGE_WINDOW) -> str:
-    """`sum by (...) (increase(series{...}[window]))`: totals over the dashboard range."""
-    return aggregate(f"increase({sel(series)}[{window}])", by)
+def exact_increase(
+    series: str, sel: Selector, by: Sequence[str] = (), window: str = RANGE_WINDOW
+) -> str:
+    """How much a counter grew over `window`, exactly as the source counted it.
+
+    Prometheus' `increase()` gives a series nothing for its first sample and extrapolates
+    the rest, so a pattern that appears inside the window (an N+1 burst held for one
+    export interval, a cache alias first used mid-window) vanishes or shrinks. Per series,
+    with `end` its last value inside the window and `start` its value when the window
+    began (`offset`), nothing extrapolated:
+
+    - it existed when the window began: `end - start`;
+    - it was born inside the window: `end` (a counter starts at 0, so all of it was
+      counted inside the window). A worker that restarts is a new series (`instance`
+      holds the pid), so restarts are counted exactly;
+    - it went backwards (a reset under the same labels, i.e. a reused pid): `end`, what
+      the new process counted; never negative, never doubled.
+
+    Two vector matches per series (`-`, `or`): docs/dashboards.md ("Exact counts") has the
+    measurements against `increase()` and the alternatives.
+    """
+    counter = sel(series)
+    end = f"last_over_time({counter}[{window}])"
+    start = f"{counter} offset {window}"
+    return aggregate(f"(({end} - {start}) >= 0) or {end}", by)
+
+
+def exact_rate(
+    series: str, sel: Selector, by: Sequence[str] = (), window: str = RATE_WINDOW
+) -> str:
+    """Per second over `window`: `exact_increase` divided by the window's length."""
+    return f"{exact_increase(series, sel, by, window)} / {window_seconds(window)}"
 
 
 def gauge(series: str, sel: Selector, by: Sequence[str] = (), op: str = "sum") -> str:
@@ -102,11 +162,27 @@ def ratio(numerator: str, denominator: str) -> str:
     return f"({numerator} or {denominator} * 0) / ({denominator} > 0)"
 
 
-def mean(histogram: str, sel: Selector, by: Sequence[str] = (), window: str = RATE_WINDOW) -> str:
-    """Mean observation of a histogram: rate of _sum over rate of _count."""
+def exact_ratio(
+    series: str, part: Selector, whole: Selector, by: Sequence[str] = (), window: str = RATE_WINDOW
+) -> str:
+    """The share of a counter's growth selected by `part` within what `whole` selects, from
+    exact counts (hit ratio, error ratio)."""
     return ratio(
-        rate(f"{histogram}_sum", sel, by, window), rate(f"{histogram}_count", sel, by, window)
+        exact_increase(series, part, by, window), exact_increase(series, whole, by, window)
     )
+
+
+def mean(histogram: str, sel: Selector, by: Sequence[str] = (), window: str = RATE_WINDOW) -> str:
+    """Mean observation of a histogram: exact growth of _sum over exact growth of _count."""
+    return ratio(
+        exact_increase(f"{histogram}_sum", sel, by, window),
+        exact_increase(f"{histogram}_count", sel, by, window),
+    )
+
+
+def with_default(expr: str, label: str, value: str) -> str:
+    """`expr` with `label` set to `value` on series that lack it (e.g. no service.version)."""
+    return f'label_replace({expr}, "{label}", "{_escape(value)}", "{label}", "")'
 
 
 def topk(k: int, expr: str) -> str:

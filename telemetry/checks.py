@@ -81,6 +81,20 @@ def _settings(messages: list[CheckMessage]) -> None:
                     id="telemetry.E008",
                 )
             )
+    if config["ROUTE_NAME"] is not None:
+        from .routes import load_namer
+
+        try:
+            load_namer(config["ROUTE_NAME"])
+        except (ImportError, TypeError) as exc:
+            messages.append(
+                Error(
+                    f"TELEMETRY['ROUTE_NAME'] = {config['ROUTE_NAME']!r} cannot be used: {exc}",
+                    hint="Give the dotted path of a callable taking the request and returning "
+                    "a route name or None, e.g. 'myproject.telemetry.route_name'.",
+                    id="telemetry.E010",
+                )
+            )
     invalid = invalid_settings(user)
     for key, problem in invalid.items():
         default = DEFAULTS[key]
@@ -88,7 +102,7 @@ def _settings(messages: list[CheckMessage]) -> None:
         messages.append(
             Error(
                 f"{problem}; the default ({default!r}) is used until it is fixed.",
-                id=ids.get(key, "telemetry.E006" if key in NUMBERS else "telemetry.E010"),
+                id=ids.get(key, "telemetry.E006" if key in NUMBERS else "telemetry.E011"),
             )
         )
 

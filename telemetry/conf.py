@@ -43,6 +43,11 @@ DEFAULTS: dict[str, Any] = {
     "TRACES_SAMPLE_RATE": 0.1,
     # Server spans carry the route template; True adds the raw path, tokens scrubbed.
     "RECORD_URL_PATH": False,
+    # Routes (telemetry/routes.py): a dotted path to callable(request) -> str | None naming
+    # requests whose URL pattern says nothing (catch-all URLconfs), and the per-process cap
+    # on distinct names (then `other`).
+    "ROUTE_NAME": None,
+    "MAX_ROUTE_NAMES": 100,
     # "fleetscope" (the lean middleware) or "opentelemetry-instrumentation-django".
     "REQUEST_INSTRUMENTATION": "fleetscope",
     # SQL.
@@ -55,6 +60,8 @@ DEFAULTS: dict[str, Any] = {
     "PROCESS_METRICS": True,
     # Silk: share of sampled requests that Silk also profiles.
     "SILK_RATE": 0.01,
+    # Celery tasks: a queue wait above this (seconds) is clock skew, dropped and counted.
+    "TASK_MAX_QUEUE_WAIT_S": 86_400,
 }
 
 # Settings the runtime reads as numbers: (smallest value, whole numbers only). A value that is
@@ -69,6 +76,7 @@ NUMBERS: dict[str, tuple[float, bool]] = {
     "EXPORT_TIMEOUT_MS": (1, False),
     "EXIT_FLUSH_TIMEOUT_MS": (0, False),
     "SPAN_QUEUE_SIZE": (1, True),
+    "MAX_ROUTE_NAMES": (1, True),
 }
 
 PROTOCOLS = ("http/protobuf", "grpc")
@@ -261,7 +269,8 @@ def _number_problem(key: str, value: Any) -> str | None:
 
 def invalid_settings(user: Mapping[str, Any]) -> dict[str, str]:
     """Setting -> what is wrong with the user's value, for the values the runtime cannot use
-    (it uses the default instead): numbers, SILK_RATE, INSTRUMENTS and CACHE_ALIASES."""
+    (it uses the default instead): numbers (E006), SILK_RATE (E007), INSTRUMENTS (E009) and
+    CACHE_ALIASES (E011)."""
     problems: dict[str, str] = {}
     for key in NUMBERS:
         if key in user:

@@ -23,7 +23,6 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode
 
 from .conf import Config
-from .instruments import UNMATCHED_ROUTE
 from .registry import Instrument
 from .runtime import Runtime, trace_ref
 from .spans import NOT_SAMPLED, getrandbits
@@ -76,19 +75,13 @@ class RequestRecorder:
         self.runtime = runtime
         self.instruments = runtime.instruments
         self.own = own_spans_and_metrics
-        self._routes: dict[str, str] = {}
         # Attribute keys of the active-requests counter, built once per method.
         self._method_keys = {m: (m,) for m in (*KNOWN_METHODS, OTHER_METHOD)}
 
     def route(self, request: HttpRequest) -> str:
-        match = getattr(request, "resolver_match", None)
-        if match is None:
-            return UNMATCHED_ROUTE
-        pattern = match.route
-        route = self._routes.get(pattern)
-        if route is None:
-            route = self._routes[pattern] = "/" + pattern.lstrip("^/")
-        return route
+        """`http.route`: a name the app gave the request, else its URL pattern (rendered
+        once per pattern), else `unmatched` (telemetry/routes.py)."""
+        return self.runtime.routes.of(request)
 
     def begin(self, request: HttpRequest) -> RequestHandle:
         runtime = self.runtime

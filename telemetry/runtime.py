@@ -42,6 +42,7 @@ from .export import ExportWorker, SpanQueue
 from .fingerprint import StatementCatalog
 from .instruments import Instruments
 from .resource import build_resource
+from .routes import RouteCatalog
 from .spans import (
     NOT_SAMPLED,
     SAMPLED,
@@ -148,6 +149,7 @@ class Runtime:
             max_fingerprints=int(config["MAX_FINGERPRINTS"]),
             max_text_length=int(config["MAX_STATEMENT_LENGTH"]),
         )
+        self.routes = RouteCatalog(int(config["MAX_ROUTE_NAMES"]), config["ROUTE_NAME"])
         self._apply_thresholds(config)
         self._lock = threading.Lock()
         self._started = False
@@ -207,6 +209,7 @@ class Runtime:
                 max_fingerprints=int(config["MAX_FINGERPRINTS"]),
                 max_text_length=int(config["MAX_STATEMENT_LENGTH"]),
             )
+            self.routes.reconfigure(int(config["MAX_ROUTE_NAMES"]), config["ROUTE_NAME"])
             self.span_queue.max_size = int(config["SPAN_QUEUE_SIZE"])
             self._resource = None
             provider = self.tracer_provider

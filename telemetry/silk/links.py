@@ -26,6 +26,7 @@ from django.http import HttpRequest
 from opentelemetry import trace
 
 from ..instruments import UNMATCHED_ROUTE
+from ..routes import render_pattern
 from ..runtime import active_runtime
 from ..state import current_request
 from . import profiled_request
@@ -42,11 +43,12 @@ _MAX_CHARS = 255
 
 
 def route_of(request: HttpRequest) -> str:
-    """`http.route` as TelemetryMiddleware reports it: the URL pattern, or `unmatched`."""
+    """`http.route` as TelemetryMiddleware reports it (telemetry/routes.py)."""
+    runtime = active_runtime()
+    if runtime is not None:
+        return runtime.routes.of(request)
     match = getattr(request, "resolver_match", None)
-    if match is None:
-        return UNMATCHED_ROUTE
-    return "/" + match.route.lstrip("^/")
+    return UNMATCHED_ROUTE if match is None else render_pattern(match.route)
 
 
 def trace_id_hex(span: trace.Span) -> str:

@@ -6,13 +6,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from fleetscope.collector.locate import locate_prometheus
 from fleetscope.collector.process import ManagedProcess, free_port, http_ok
+from fleetscope.dashboards.objectives import render_slo_rules
 from tests.dashboards.fake_grafana import FakeGrafana
 from tests.dashboards.fleet_data import openmetrics
 
@@ -36,8 +38,14 @@ def fleet_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         check=True,
         capture_output=True,
     )
+    # The SLO rules, evaluated every few seconds, so the SLO dashboard has recorded series.
+    slo_rules = workdir / "slo-rules.yml"
+    slo_rules.write_text(render_slo_rules(interval="2s", period_interval="2s"))
     config = workdir / "prometheus.yml"
-    config.write_text("global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n")
+    config.write_text(
+        "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n"
+        f"rule_files:\n  - {slo_rules}\n"
+    )
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = ManagedProcess(
@@ -52,9 +60,18 @@ def fleet_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ).start()
     try:
         process.wait_ready(http_ok(f"{url}/-/ready"), timeout=60)
+        process.wait_ready(_has_series(url, "fleetscope:slo_burn_rate:period"), timeout=60)
         yield url
     finally:
         process.stop()
+
+
+def _has_series(url: str, expr: str) -> Callable[[], bool]:
+    def probe() -> bool:
+        answer = httpx.get(f"{url}/api/v1/query", params={"query": expr}, timeout=5).json()
+        return bool(answer.get("data", {}).get("result"))
+
+    return probe
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ class FakeGrafana:
     fail_with: int | None = None
     folders: dict[str, str] = field(default_factory=dict)  # uid -> title
     dashboards: dict[str, dict[str, Any]] = field(default_factory=dict)  # uid -> stored
+    annotations: list[dict[str, Any]] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
 
     def start(self) -> None:
@@ -84,7 +85,12 @@ class FakeGrafana:
         self.requests.append(Request(method, split.path, dict(handler.headers.items()), body))
 
         route = (method, split.path)
-        known = {("GET", "/api/folders"), ("POST", "/api/folders"), ("POST", "/api/dashboards/db")}
+        known = {
+            ("GET", "/api/folders"),
+            ("POST", "/api/folders"),
+            ("POST", "/api/dashboards/db"),
+            ("POST", "/api/annotations"),
+        }
         if route not in known:
             return self._reply(handler, 404, {"message": "Not found"})
         if self.fail_with is not None:
@@ -105,6 +111,8 @@ class FakeGrafana:
             return self._reply(handler, 400, {"message": "bad request data"})
         if route == ("POST", "/api/folders"):
             return self._reply(handler, *self._create_folder(body))
+        if route == ("POST", "/api/annotations"):
+            return self._reply(handler, *self._create_annotation(body))
         return self._reply(handler, *self._save_dashboard(body))
 
     def _create_folder(self, body: dict[str, Any]) -> tuple[int, Any]:
@@ -126,6 +134,25 @@ class FakeGrafana:
             "url": f"/dashboards/f/{uid}/",
             "version": 1,
         }
+
+    def _create_annotation(self, body: dict[str, Any]) -> tuple[int, Any]:
+        # Grafana's PostAnnotation: text is required; tags are strings; time/timeEnd are epoch
+        # milliseconds (0 or absent: now); dashboardUID, when given, must exist.
+        text = body.get("text")
+        if not isinstance(text, str) or not text:
+            return 400, {"message": "Failed to save annotation"}
+        tags = body.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            return 400, {"message": "bad request data"}
+        for key in ("time", "timeEnd"):
+            if key in body and not isinstance(body[key], int):
+                return 400, {"message": "bad request data"}
+        dashboard_uid = body.get("dashboardUID")
+        if dashboard_uid and dashboard_uid not in self.dashboards:
+            return 404, {"message": "Dashboard not found"}
+        annotation_id = len(self.annotations) + 1
+        self.annotations.append({**body, "id": annotation_id})
+        return 200, {"message": "Annotation added", "id": annotation_id}
 
     def _save_dashboard(self, body: dict[str, Any]) -> tuple[int, Any]:
         dashboard = body.get("dashboard")

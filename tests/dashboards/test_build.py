@@ -12,7 +12,14 @@ import pytest
 from fleetscope.dashboards.build import GENERATED_DIR, build, dashboard_models, rendered_files
 from fleetscope.dashboards.check import iter_queries
 
-EXPECTED_UIDS = {"fleetscope-fleet", "fleetscope-db", "fleetscope-cache", "fleetscope-node"}
+EXPECTED_UIDS = {
+    "fleetscope-fleet",
+    "fleetscope-db",
+    "fleetscope-cache",
+    "fleetscope-node",
+    "fleetscope-slo",
+    "fleetscope-tasks",
+}
 
 
 def _panels(model: dict[str, Any]) -> list[dict[str, Any]]:
@@ -94,7 +101,9 @@ def test_variables_offer_all_and_the_node_dashboard_shows_one_node(
 ) -> None:
     for model in models:
         variables = {v["name"]: v for v in model["templating"]["list"]}
-        assert "service" in variables and "node" in variables, model["uid"]
+        assert "service" in variables, model["uid"]
+        # Objectives are per service (and route): the SLO dashboard has no node to choose.
+        assert ("node" in variables) == (model["uid"] != "fleetscope-slo"), model["uid"]
         for name in ("service", "route", "instance"):
             if name in variables:
                 assert variables[name]["includeAll"] and variables[name]["allValue"] == ".*"

@@ -24,6 +24,9 @@ def test_build_writes_dashboards_and_rules_into_out(tmp_path: Path) -> None:
         "fleetscope-fleet.json",
         "fleetscope-node.json",
         "fleetscope-rules.yml",
+        "fleetscope-slo-rules.yml",
+        "fleetscope-slo.json",
+        "fleetscope-tasks.json",
     ]
     assert json.loads((tmp_path / "fleetscope-fleet.json").read_text())["uid"] == "fleetscope-fleet"
     assert f"wrote {tmp_path / 'fleetscope-fleet.json'}" in result.output
@@ -60,3 +63,8 @@ def test_substitute_follows_grafana_interpolation() -> None:
     assert substitute(expr, {"node": "node-2"}, rate_interval="2m", range_="6h") == (
         'rate(x{job=~".*", host_name=~"node-2"}[2m]) [6h]'
     )
+
+
+def test_substitute_gives_windows_in_numbers_for_per_second_panels() -> None:
+    expr = "x / ($__rate_interval_ms / 1000) + y / $__range_s"
+    assert substitute(expr, rate_interval="2m", range_="6h") == "x / (120000 / 1000) + y / 21600"

@@ -11,6 +11,7 @@ import fleetscope.dashboards
 from fleetscope.dashboards import metrics as m
 from fleetscope.dashboards.build import dashboard_models
 from fleetscope.dashboards.check import iter_queries
+from fleetscope.dashboards.objectives import load_objectives, slo_rule_groups
 from fleetscope.dashboards.queries import Selector, quantile, rate, ratio
 from fleetscope.dashboards.rules import alerts
 
@@ -90,17 +91,78 @@ def test_alert_rules_use_no_dashboard_variables() -> None:
         assert _series_references(alert.expr), alert.name
 
 
-# Functions removed or renamed in Prometheus 3, and matchers on `le`/`quantile` values,
+# `rate(x[w])` / `increase(x[w])` with the selector and window they read.
+COUNTER_FUNCTION = re.compile(r"(?<![\w])(rate|increase)\(([^\[()]+)\[([^\]]+)\]\)")
+
+
+def _inexact_counter_reads(expr: str) -> list[str]:
+    """`rate`/`increase` calls other than a histogram quantile's bucket rates."""
+    found = []
+    for match in COUNTER_FUNCTION.finditer(expr):
+        function, selector, _ = match.groups()
+        name = selector.split("{")[0].strip()
+        if function == "rate" and name.endswith("_bucket"):
+            continue
+        found.append(match.group(0))
+    return found
+
+
+def test_every_count_and_ratio_reads_counters_through_the_exact_helpers() -> None:
+    exprs = [(q.dashboard_uid, q.panel_title, q.expr) for q in iter_queries(dashboard_models())]
+    exprs += [("rules", a.name, a.expr) for a in alerts()]
+    slo_groups = slo_rule_groups(load_objectives())["groups"]
+    exprs += [
+        ("slo rules", r.get("record", r.get("alert")), r["expr"])
+        for g in slo_groups
+        for r in g["rules"]
+    ]
+    offenders = [
+        f"{where} / {title}: {call}"
+        for where, title, expr in exprs
+        for call in _inexact_counter_reads(expr)
+    ]
+    assert not offenders, (
+        "counts must use queries.exact_increase / exact_rate / exact_ratio:\n"
+        + "\n".join(offenders)
+    )
+
+
+def test_quantiles_keep_prometheus_rate_of_buckets() -> None:
+    assert _inexact_counter_reads(quantile(0.5, "h", Selector())) == []
+    assert _inexact_counter_reads(rate("c_total", Selector())) == [
+        "rate(c_total[$__rate_interval])"
+    ]
+
+
+# Functions removed or renamed in Prometheus 3, and exact matchers on `le`/`quantile` values,
 # which Prometheus 3 normalises to floats ("1" becomes "1.0") so exact strings stop matching.
 PROMETHEUS_3_DENYLIST = (
     re.compile(r"\bholt_winters\s*\("),
-    re.compile(r"\ble\s*(=|!=|=~|!~)\s*\""),
+    re.compile(r"\ble\s*(=|!=|!~)\s*\""),
     re.compile(r"\bquantile\s*(=|!=|=~|!~)\s*\""),
 )
+LE_REGEX = re.compile(r'\ble\s*=~\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _all_exprs() -> list[str]:
+    exprs = [q.expr for q in iter_queries(dashboard_models())] + [a.expr for a in alerts()]
+    groups = slo_rule_groups(load_objectives())["groups"]
+    return exprs + [rule["expr"] for group in groups for rule in group["rules"]]
 
 
 def test_no_expression_uses_syntax_prometheus_3_removed() -> None:
-    exprs = [q.expr for q in iter_queries(dashboard_models())] + [a.expr for a in alerts()]
-    for expr in exprs:
+    for expr in _all_exprs():
         for pattern in PROMETHEUS_3_DENYLIST:
             assert not pattern.search(expr), f"{pattern.pattern} in {expr}"
+
+
+def test_bucket_regexes_match_both_prometheus_2_and_3_spellings() -> None:
+    checked = 0
+    for expr in _all_exprs():
+        for match in LE_REGEX.finditer(expr):
+            regex = match.group(1).replace("\\\\", "\\")  # the PromQL string's content
+            number = float(re.sub(r"[^0-9.]", "", regex.split("(")[0].replace("\\", "")))
+            spellings = {f"{number:g}", repr(number)}  # "1" and "1.0"
+            assert all(re.fullmatch(regex, s) for s in spellings), (regex, spellings)
+            checked += 1
+    assert checked > 0

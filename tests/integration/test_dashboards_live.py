@@ -1,4 +1,5 @@
-"""Every dashboard query against the live Prometheus fed by two real nodes with unequal load."""
+"""Every dashboard query against the live Prometheus fed by two real nodes with unequal load,
+and a Celery worker node (prefork, on a real Redis) running the tasks node-a queues."""
 
 from __future__ import annotations
 
@@ -8,10 +9,20 @@ from typing import Any
 import httpx
 import pytest
 
+from fleetscope.collector.process import ManagedProcess
 from fleetscope.dashboards.build import dashboard_models
 from fleetscope.dashboards.check import check_all, iter_queries, substitute
+from fleetscope.dashboards.rules import task_alert_measures
 
-from .stack import LocalStack, Node, eventually, seed_books, start_gunicorn_node
+from .stack import (
+    LocalStack,
+    Node,
+    eventually,
+    seed_books,
+    start_celery_worker,
+    start_gunicorn_node,
+    start_redis_broker,
+)
 
 SERVICE = "dash-fleet"
 VARIABLES = {"service": SERVICE}
@@ -30,12 +41,28 @@ ROUND = [
     "/local-cache/",
 ]
 ROUNDS = {"node-a": 4, "node-b": 2}
+# A rolling deploy caught half way: node-b already runs the next release (the worker runs
+# node-a's).
+VERSIONS = {"node-a": "2.0.0", "node-b": "2.1.0", "worker-a": "2.0.0"}
+# node-a also queues one of each task per round: every task signal, for the Tasks dashboard.
+TASK_ROUND = [
+    f"/tasks/enqueue/?task={task}"
+    # (Not the cache task: the cache panels' expected ratios count only ROUND's lookups.)
+    for task in ("ok", "fails", "retries_once", "n_plus_one", "slow")
+]
+TASK_PUBLISHER = "node-a"
+TASK_RUNS_PER_ROUND = len(TASK_ROUND) + 1  # retries_once runs twice
+TASK_WORKER = "worker-a"
+
+
+def _round(node: Node) -> list[str]:
+    return ROUND + (TASK_ROUND if node.name == TASK_PUBLISHER else [])
 
 
 def _play(node: Node, rounds: int, tag: str) -> None:
     with httpx.Client(base_url=node.url, timeout=30) as client:
         for index in range(rounds):
-            for path in ROUND:
+            for path in _round(node):
                 url = path.format(key=f"{tag}-{index}")
                 assert client.get(url).status_code == 200, url
 
@@ -51,10 +78,22 @@ def _sees(stack: LocalStack, node: str, count: int) -> Callable[[], bool]:
     return lambda: _requests_seen(stack, node) == count
 
 
+def _task_runs(stack: LocalStack) -> float | None:
+    return _scalar(stack, f'sum(celery_task_duration_seconds_count{{job="{SERVICE}"}})')
+
+
 @pytest.fixture(scope="module")
 def fleet(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
     nodes: list[Node] = []
+    others: list[ManagedProcess] = []
     try:
+        redis, broker_url = start_redis_broker(tmp_path_factory.mktemp("redis"))
+        others.append(redis)
+        env = {
+            "OTEL_SERVICE_NAME": SERVICE,
+            "OTEL_TRACES_SAMPLER": "always_off",
+            "FLEETSCOPE_TEST_BROKER_URL": broker_url,
+        }
         for name in ROUNDS:
             workdir = tmp_path_factory.mktemp(name)
             nodes.append(
@@ -66,28 +105,57 @@ def fleet(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                     # One worker: series are per worker, and the warm-up must create them all.
                     "tests.integration.node_wsgi:application",
                     workers=1,
-                    env={"OTEL_SERVICE_NAME": SERVICE, "OTEL_TRACES_SAMPLER": "always_off"},
+                    env={**env, "OTEL_RESOURCE_ATTRIBUTES": f"service.version={VERSIONS[name]}"},
                 )
             )
             seed_books(workdir)
+            if name == TASK_PUBLISHER:  # the worker shares the publisher's database
+                others.append(
+                    start_celery_worker(
+                        stack,
+                        workdir,
+                        TASK_WORKER,
+                        broker_url,
+                        concurrency=1,
+                        env={
+                            **env,
+                            "OTEL_RESOURCE_ATTRIBUTES": f"service.version={VERSIONS[TASK_WORKER]}",
+                        },
+                    )
+                )
         # Warm-up: every series exists in Prometheus before the measured traffic, so rate()
         # sees the measured increase (a series' first sample carries no increase).
         for node in nodes:
             _play(node, 1, "warm")
         for node in nodes:
-            eventually(_sees(stack, node.name, len(ROUND)), what=f"warm-up of {node.name}")
+            warm = len(_round(node))
+            eventually(_sees(stack, node.name, warm), what=f"warm-up of {node.name}")
+        eventually(lambda: _task_runs(stack) == TASK_RUNS_PER_ROUND, what="the warm-up's task runs")
         import time
 
         time.sleep(3)  # a few more scrapes of the warm-up values
         for node in nodes:
             _play(node, ROUNDS[node.name], "run")
         for node in nodes:
-            total = (1 + ROUNDS[node.name]) * len(ROUND)
+            total = (1 + ROUNDS[node.name]) * len(_round(node))
             eventually(_sees(stack, node.name, total), what=f"{total} requests of {node.name}")
+        runs = (1 + ROUNDS[TASK_PUBLISHER]) * TASK_RUNS_PER_ROUND
+        eventually(lambda: _task_runs(stack) == runs, what=f"{runs} task runs")
+        # The SLO recording rules (evaluated every 2 s here) have caught up with the traffic.
+        requests = sum((1 + ROUNDS[node.name]) * len(_round(node)) for node in nodes)
+        eventually(
+            lambda: (
+                _scalar(stack, f'sum(fleetscope:slo_requests:period{{job="{SERVICE}"}})')
+                == 2 * requests
+            ),
+            what="SLO rules over every request",
+        )
         yield nodes
     finally:
         for node in nodes:
             node.process.stop()
+        for process in reversed(others):
+            process.stop()
 
 
 def _scalar(stack: LocalStack, expr: str) -> float | None:
@@ -176,3 +244,81 @@ def test_requests_per_node_separates_unequal_loads(stack: LocalStack, fleet: lis
     }
     assert set(rates) == set(ROUNDS)
     assert rates["node-a"] > rates["node-b"] > 0
+
+
+def test_service_version_labels_request_and_db_series(stack: LocalStack, fleet: list[Node]) -> None:
+    for series in (
+        "http_server_request_duration_seconds_count",
+        "db_client_operation_duration_seconds_count",
+        "django_db_queries_per_request_count",
+    ):
+        versions = {
+            s["metric"].get("host_name"): s["metric"].get("service_version")
+            for s in stack.query(f'{series}{{job="{SERVICE}"}}')
+        }
+        assert {"node-a", "node-b"} <= set(versions), series
+        assert versions == {host: VERSIONS[host] for host in versions}, series
+
+
+def test_version_panels_separate_the_two_releases(stack: LocalStack, fleet: list[Node]) -> None:
+    rates = {
+        s["metric"]["service_version"]: float(s["value"][1])
+        for s in _panel(stack, "fleetscope-fleet", "Requests/s by version")
+    }
+    assert set(rates) == set(VERSIONS.values())
+    assert rates["2.0.0"] > rates["2.1.0"] > 0  # node-a (2.0.0) carries twice the rounds
+    queries = {
+        s["metric"]["service_version"]: float(s["value"][1])
+        for s in _panel(stack, "fleetscope-fleet", "SQL queries per request by version (mean)")
+    }
+    assert set(queries) == set(VERSIONS.values())
+
+
+def test_slo_dashboard_reads_the_recorded_objectives(stack: LocalStack, fleet: list[Node]) -> None:
+    targets = {
+        s["metric"]["slo"]: float(s["value"][1])
+        for s in _panel(stack, "fleetscope-slo", "Objectives")
+    }
+    assert targets == {"availability": 0.999, "latency": 0.99}
+    budgets = {
+        s["metric"]["slo"]: float(s["value"][1])
+        for s in _panel(stack, "fleetscope-slo", "Objectives", "B")
+    }
+    assert budgets["availability"] == 1.0  # no 5xx at all
+    # Latency: the share of requests over 1 s (the slow view nears it on a busy machine),
+    # from the raw histogram, against a 1 % budget.
+    job = f'job="{SERVICE}"'
+    total = _scalar(stack, f"sum(http_server_request_duration_seconds_count{{{job}}})")
+    fast = _scalar(
+        stack, f'sum(http_server_request_duration_seconds_bucket{{{job}, le=~"1(\\\\.0)?"}})'
+    )
+    assert total and fast is not None
+    assert budgets["latency"] == pytest.approx(1 - (1 - fast / total) / 0.01)
+
+
+def test_every_task_alert_measure_returns_data(stack: LocalStack, fleet: list[Node]) -> None:
+    empty = [
+        f"{alert}: {expr}"
+        for alert, exprs in task_alert_measures().items()
+        for expr in exprs
+        if not stack.query(expr)
+    ]
+    assert not empty, "\n".join(empty)
+
+
+def test_task_panels_count_what_the_worker_ran(stack: LocalStack, fleet: list[Node]) -> None:
+    runs = {
+        (s["metric"]["celery_task_name"].rsplit(".", 1)[-1], s["metric"]["celery_task_outcome"])
+        for s in _panel(stack, "fleetscope-tasks", "Task runs/s by task and outcome")
+    }
+    assert {("ok", "success"), ("fails", "failure"), ("retries_once", "retry")} <= runs
+    detections = {
+        s["metric"]["celery_task_name"].rsplit(".", 1)[-1]: float(s["value"][1])
+        for s in _panel(stack, "fleetscope-tasks", "N+1 detections by task and query")
+    }
+    assert list(detections) == ["n_plus_one"] and detections["n_plus_one"] > 0
+    routes = {
+        s["metric"].get("http_route")
+        for s in _panel(stack, "fleetscope-db", "N+1 detections by route and query")
+    }
+    assert routes == {"/books/n-plus-one/"}  # the task's N+1 is not a route's

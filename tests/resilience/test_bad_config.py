@@ -47,7 +47,7 @@ EXPECTED = {
     "telemetry.E006": "MAX_FINGERPRINTS",
     "telemetry.E002": "TRACES_SAMPLE_RATE",
     "telemetry.E007": "SILK_RATE",
-    "telemetry.E010": "CACHE_ALIASES",
+    "telemetry.E011": "CACHE_ALIASES",
     "telemetry.E009": "telemetry.nope.Nope",
     "telemetry.E001": "OTEL_EXPORTER_OTLP_ENDPOINT",
     "telemetry.W010": "SILKY_AUTHENTICATION",

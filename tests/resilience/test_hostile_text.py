@@ -26,6 +26,8 @@ import httpx
 import pytest
 import yaml
 
+from telemetry.routes import render_pattern
+
 from .input_stack import (
     InputStack,
     Node,
@@ -43,7 +45,8 @@ SCRIPT = "<script>alert(1)</script>"
 # Node names are labels too: markup, a closing rich tag, quotes (no "/": it is the worker id's
 # separator, and no space: a host name has none).
 NODE = "node-[/]<b>'\"&x"
-ROUTE = "/hostile/<script>/'\"[/]&amp;/"
+# The route label, as Fleetscope renders that URL pattern (its brackets read as a regex class).
+ROUTE = render_pattern("hostile/<script>/'\"[/]&amp;/")
 STAFF = ("ops", "ops-" + secrets.token_hex(6))
 
 

@@ -76,7 +76,8 @@ BAD_VALUES = [
     ("EXIT_FLUSH_TIMEOUT_MS", "soon", "telemetry.E006"),
     ("SILK_RATE", "often", "telemetry.E007"),
     ("INSTRUMENTS", 5, "telemetry.E009"),
-    ("CACHE_ALIASES", 5, "telemetry.E010"),
+    ("CACHE_ALIASES", 5, "telemetry.E011"),
+    ("MAX_ROUTE_NAMES", "all", "telemetry.E006"),
 ]
 
 

@@ -84,13 +84,15 @@ def declared_routes() -> list[str]:
     """Every route template of the URLconf, as Fleetscope reports it (`http.route`)."""
     from django.urls import URLPattern, URLResolver, get_resolver
 
+    from telemetry.routes import render_pattern
+
     def walk(patterns: Any, prefix: str) -> Iterator[str]:
         for pattern in patterns:
             route = prefix + str(pattern.pattern)
             if isinstance(pattern, URLResolver):
                 yield from walk(pattern.url_patterns, route)
             elif isinstance(pattern, URLPattern):
-                yield "/" + route.lstrip("^/")
+                yield render_pattern(route)
 
     return sorted(set(walk(get_resolver().url_patterns, "")))
 
