@@ -1,0 +1,110 @@
+"""Runs the nox sessions of the version matrix side by side (`make test-matrix`).
+
+Each session writes its output to .nox/logs/<session>.log; a line is printed as each one
+ends (its time and pytest's summary), the failing ones' tails at the end. The longest
+sessions (integration) start first. Exits non-zero when any session failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOGS = ROOT / ".nox" / "logs"
+NOX = [sys.executable, "-m", "nox", "--noxfile", str(ROOT / "noxfile.py")]
+SUMMARY = re.compile(r"^=+ (.*\d+ (?:passed|failed|error|errors).*) =+$")
+
+
+@dataclass
+class Outcome:
+    name: str
+    ok: bool
+    seconds: float
+    summary: str
+    log: Path
+
+
+def sessions(tags: list[str]) -> list[str]:
+    listed = subprocess.run(
+        [*NOX, "--list", "--json", *(["--tags", *tags] if tags else [])],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    found = [entry["name"] for entry in json.loads(listed.stdout)]
+    # Longest first: the integration suite, then the unit sessions.
+    return sorted(found, key=lambda name: not name.startswith("integration"))
+
+
+def log_name(session: str) -> str:
+    return re.sub(r"[^\w.-]+", "-", session).strip("-") + ".log"
+
+
+def run(session: str, pytest_args: list[str]) -> Outcome:
+    log = LOGS / log_name(session)
+    started = time.monotonic()
+    command = [*NOX, "-s", session, "--no-color"]
+    if pytest_args:
+        command += ["--", *pytest_args]
+    with log.open("w") as out:
+        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    seconds = time.monotonic() - started
+    summary = ""
+    for line in log.read_text(errors="replace").splitlines():
+        match = SUMMARY.match(line)
+        if match:
+            summary = match.group(1)
+    return Outcome(session, result.returncode == 0, seconds, summary, log)
+
+
+def minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=int(os.environ.get("MATRIX_JOBS", "2")),
+        help="sessions at once (MATRIX_JOBS, default 2)",
+    )
+    parser.add_argument("--tags", nargs="*", default=[], help="only sessions with these tags")
+    parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
+    options = parser.parse_args()
+    LOGS.mkdir(parents=True, exist_ok=True)
+    names = sessions(options.tags)
+    print(f"{len(names)} sessions, {options.jobs} at a time; logs in {LOGS.relative_to(ROOT)}/")
+    started = time.monotonic()
+    outcomes: list[Outcome] = []
+    with ThreadPoolExecutor(max_workers=options.jobs) as pool:
+        futures = [pool.submit(run, name, options.pytest_args) for name in names]
+        for future in as_completed(futures):
+            outcome = future.result()
+            outcomes.append(outcome)
+            verdict = "ok  " if outcome.ok else "FAIL"
+            summary = outcome.summary or f"see {outcome.log.relative_to(ROOT)}"
+            print(f"{verdict}  {outcome.name:<30} {minutes(outcome.seconds):>7}  {summary}")
+            sys.stdout.flush()
+    failed = [outcome for outcome in outcomes if not outcome.ok]
+    for outcome in failed:
+        tail = outcome.log.read_text(errors="replace").splitlines()[-40:]
+        print(f"\n--- {outcome.name} (last lines of {outcome.log.relative_to(ROOT)})")
+        print("\n".join(tail))
+    print(f"\nmatrix took {minutes(time.monotonic() - started)} with {options.jobs} jobs")
+    print(f"matrix: {len(outcomes) - len(failed)} passed, {len(failed)} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
