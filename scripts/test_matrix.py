@@ -41,7 +41,7 @@ def sessions(tags: list[str]) -> list[str]:
         check=True,
         cwd=ROOT,
     )
-    found = [entry["name"] for entry in json.loads(listed.stdout)]
+    found = [entry["session"] for entry in json.loads(listed.stdout)]
     # Longest first: the integration suite, then the unit sessions.
     return sorted(found, key=lambda name: not name.startswith("integration"))
 
