@@ -361,7 +361,9 @@ class DemoLauncher:
     def _prepare_database(self) -> None:
         """migrate + seed_shop once, before any node starts (they share the database)."""
         target = "PostgreSQL" if self.database_url else str(self.workdir / "demo.sqlite3")
-        env = self._env("setup")
+        # Management commands export like any process; the demo's dashboards and report are
+        # about the nodes under load, so the one-off setup stays out of them.
+        env = {**self._env("setup"), "OTEL_SDK_DISABLED": "true"}
         log = self.workdir / "logs" / "setup.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         for step, args in (

@@ -165,7 +165,8 @@ def start_gunicorn_node(
                 "--database",
                 database,
             ],
-            env=node_env,
+            # Management commands export too: the setup must not add series to the node's.
+            env={**node_env, "OTEL_SDK_DISABLED": "true"},
             check=True,
             timeout=120,
         )

@@ -96,3 +96,20 @@ def preexec(request: HttpRequest) -> JsonResponse:
 def password_reset(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
     """Shaped like django.contrib.auth's reset URL: the path itself is a credential."""
     return HttpResponse("ok")
+
+
+def annotated(request: HttpRequest) -> JsonResponse:
+    """What application code does with the current span: attributes, events, exceptions,
+    and spans of its own from the global tracer."""
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    span.set_attribute("shop.customer_tier", "gold")
+    span.add_event("cart loaded", {"items": 3})
+    try:
+        raise ValueError("handled")
+    except ValueError as exc:
+        span.record_exception(exc)
+    with trace.get_tracer("shop").start_as_current_span("user work"):
+        pass
+    return JsonResponse({"ok": True})
