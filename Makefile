@@ -57,7 +57,7 @@ test-transparency: system-deps venv
 # integration sessions need the collector and the services, hence setup.
 MATRIX_JOBS ?= 2
 test-matrix: setup
-	$(BIN)/python scripts/test_matrix.py --jobs $(MATRIX_JOBS)
+	$(BIN)/python scripts/test_matrix.py --jobs $(MATRIX_JOBS) $(MATRIX_ARGS)
 
 # The built wheel in fresh virtualenvs: top-level names, dependencies, a minimal project, the
 # CLI with [cli] (scripts/check_package.py).

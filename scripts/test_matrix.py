@@ -1,8 +1,10 @@
 """Runs the nox sessions of the version matrix side by side (`make test-matrix`).
 
 Each session writes its output to .nox/logs/<session>.log; a line is printed as each one
-ends (its time and pytest's summary), the failing ones' tails at the end. The longest
-sessions (integration) start first. Exits non-zero when any session failed.
+ends (its time and pytest's summary), the failing ones' tails at the end. The integration
+sessions, the longest, start first and run one after the other: each starts a collector,
+Prometheus, PostgreSQL, Redis and a demo fleet, and two at once on two cores time out.
+Exits non-zero when any session failed.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / ".nox" / "logs"
@@ -33,7 +37,7 @@ class Outcome:
     log: Path
 
 
-def sessions(tags: list[str]) -> list[str]:
+def sessions(tags: list[str], skip_covered: bool) -> list[str]:
     listed = subprocess.run(
         [*NOX, "--list", "--json", *(["--tags", *tags] if tags else [])],
         capture_output=True,
@@ -41,9 +45,25 @@ def sessions(tags: list[str]) -> list[str]:
         check=True,
         cwd=ROOT,
     )
-    found = [entry["session"] for entry in json.loads(listed.stdout)]
-    # Longest first: the integration suite, then the unit sessions.
-    return sorted(found, key=lambda name: not name.startswith("integration"))
+    found = []
+    for entry in json.loads(listed.stdout):
+        if skip_covered and covered_by_make_test(entry):
+            print(f"skipped {entry['session']}: `make test` runs the same tests on this pair")
+            continue
+        found.append(entry["session"])
+    return found
+
+
+def covered_by_make_test(entry: dict[str, Any]) -> bool:
+    """A unit session on the Python and Django of the dev virtualenv (this interpreter),
+    whose whole suite `make test` runs."""
+    import django
+
+    here = (
+        f"{sys.version_info[0]}.{sys.version_info[1]}",
+        f"{django.VERSION[0]}.{django.VERSION[1]}",
+    )
+    return "unit" in entry["tags"] and (entry["python"], entry["call_spec"]["django"]) == here
 
 
 def log_name(session: str) -> str:
@@ -80,22 +100,36 @@ def main() -> None:
         help="sessions at once (MATRIX_JOBS, default 2)",
     )
     parser.add_argument("--tags", nargs="*", default=[], help="only sessions with these tags")
+    parser.add_argument(
+        "--skip-covered",
+        action="store_true",
+        help="leave out the unit session that `make test` already runs (CI)",
+    )
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
     options = parser.parse_args()
     LOGS.mkdir(parents=True, exist_ok=True)
-    names = sessions(options.tags)
+    names = sessions(options.tags, options.skip_covered)
     print(f"{len(names)} sessions, {options.jobs} at a time; logs in {LOGS.relative_to(ROOT)}/")
     started = time.monotonic()
     outcomes: list[Outcome] = []
-    with ThreadPoolExecutor(max_workers=options.jobs) as pool:
-        futures = [pool.submit(run, name, options.pytest_args) for name in names]
-        for future in as_completed(futures):
-            outcome = future.result()
-            outcomes.append(outcome)
+    lock = threading.Lock()
+
+    def run_in_turn(chain: list[str]) -> None:
+        for name in chain:
+            outcome = run(name, options.pytest_args)
             verdict = "ok  " if outcome.ok else "FAIL"
             summary = outcome.summary or f"see {outcome.log.relative_to(ROOT)}"
-            print(f"{verdict}  {outcome.name:<30} {minutes(outcome.seconds):>7}  {summary}")
-            sys.stdout.flush()
+            with lock:
+                outcomes.append(outcome)
+                print(f"{verdict}  {outcome.name:<30} {minutes(outcome.seconds):>7}  {summary}")
+                sys.stdout.flush()
+
+    integration = [name for name in names if name.startswith("integration")]
+    chains = [integration] if integration else []
+    chains += [[name] for name in names if name not in integration]
+    with ThreadPoolExecutor(max_workers=options.jobs) as pool:
+        for future in [pool.submit(run_in_turn, chain) for chain in chains]:
+            future.result()
     failed = [outcome for outcome in outcomes if not outcome.ok]
     for outcome in failed:
         tail = outcome.log.read_text(errors="replace").splitlines()[-40:]
