@@ -26,6 +26,7 @@ FLEET_UID = "fleetscope-fleet"
 DATABASE_UID = "fleetscope-db"
 CACHE_UID = "fleetscope-cache"
 NODE_UID = "fleetscope-node"
+TASKS_UID = "fleetscope-tasks"
 
 TAG = "fleetscope"
 SILK_BASE_URL = "http://127.0.0.1:8001"

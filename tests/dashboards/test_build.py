@@ -12,7 +12,13 @@ import pytest
 from fleetscope.dashboards.build import GENERATED_DIR, build, dashboard_models, rendered_files
 from fleetscope.dashboards.check import iter_queries
 
-EXPECTED_UIDS = {"fleetscope-fleet", "fleetscope-db", "fleetscope-cache", "fleetscope-node"}
+EXPECTED_UIDS = {
+    "fleetscope-fleet",
+    "fleetscope-db",
+    "fleetscope-cache",
+    "fleetscope-node",
+    "fleetscope-tasks",
+}
 
 
 def _panels(model: dict[str, Any]) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ ROUTES = {
     "/orders/",
     "/flaky/",
     "/reports/slow/",
+    "/reports/export/",
     "/healthz",
 }
 
@@ -64,7 +65,7 @@ def demo_env(tmp_path: Path) -> dict[str, str]:
         "FLEETSCOPE_LOAD_PRODUCTS": str(TINY_SEED["products"]),
         "FLEETSCOPE_LOAD_CUSTOMERS": str(TINY_SEED["customers"]),
     }
-    for name in ("DATABASE_URL", "REDIS_URL"):
+    for name in ("DATABASE_URL", "REDIS_URL", "FLEETSCOPE_DEMO_BROKER_URL"):
         environ.pop(name, None)
     return environ
 

@@ -19,4 +19,5 @@ urlpatterns = [
     path("preexec/", views.preexec),
     path("annotated/", views.annotated),
     path("reset/<uidb64>/<token>/", views.password_reset),
+    path("tasks/enqueue/", views.enqueue),
 ]

@@ -113,3 +113,16 @@ def annotated(request: HttpRequest) -> JsonResponse:
     with trace.get_tracer("shop").start_as_current_span("user work"):
         pass
     return JsonResponse({"ok": True})
+
+
+def enqueue(request: HttpRequest) -> JsonResponse:
+    """Queues `?task=<name>` (`&times=<n>`) of testapp/tasks.py: the request a task's trace
+    continues."""
+    from .tasks import TASKS
+
+    task = TASKS[request.GET.get("task", "ok")]
+    args: list[object] = [float(request.GET["seconds"])] if "seconds" in request.GET else []
+    if "key" in request.GET:
+        args = [request.GET["key"]]
+    ids = [task.delay(*args).id for _ in range(int(request.GET.get("times", "1")))]
+    return JsonResponse({"queued": ids})
