@@ -55,7 +55,7 @@ test-transparency: system-deps venv
 
 # Every supported Python x Django pair (noxfile.py), MATRIX_JOBS sessions at once; the
 # integration sessions need the collector and the services, hence setup.
-MATRIX_JOBS ?= 2
+MATRIX_JOBS ?= 3
 test-matrix: setup
 	$(BIN)/python scripts/test_matrix.py --jobs $(MATRIX_JOBS) $(MATRIX_ARGS)
 

@@ -1,7 +1,7 @@
 """The supported-version matrix: unit tests on every Python x Django pair, the integration
 suite on the oldest and the newest pair (docs/development.md).
 
-`make test-matrix` runs every session, two at a time (scripts/test_matrix.py); one pair
+`make test-matrix` runs every session, three at a time (scripts/test_matrix.py); one pair
 alone: `.venv/bin/nox -s "unit(3.13-django6.1)"`. Interpreters are looked up the way a CI
 script would (`uv python find`, PATH, pyenv) and never downloaded.
 """

@@ -96,8 +96,8 @@ def main() -> None:
     parser.add_argument(
         "--jobs",
         type=int,
-        default=int(os.environ.get("MATRIX_JOBS", "2")),
-        help="sessions at once (MATRIX_JOBS, default 2)",
+        default=int(os.environ.get("MATRIX_JOBS", "3")),
+        help="sessions at once (MATRIX_JOBS, default 3)",
     )
     parser.add_argument("--tags", nargs="*", default=[], help="only sessions with these tags")
     parser.add_argument(
