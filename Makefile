@@ -6,12 +6,16 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .PHONY: help setup system-deps venv collector lint format test test-unit test-integration \
-        test-transparency demo dashboards bench bench-inprocess bench-server bench-profile clean
+        test-transparency test-matrix test-package demo dashboards bench bench-inprocess \
+        bench-server bench-profile clean
 
 help:
 	@echo "make demo   - bring up a demo fleet under load and print its report"
 	@echo "make test   - install everything needed, lint, type-check and run all tests"
 	@echo "make test-transparency - Django's own tests with and without Fleetscope, compared"
+	@echo "make test-matrix - unit tests on every supported Python x Django pair, integration"
+	@echo "              on the oldest and newest (nox; CI runs it after make test)"
+	@echo "make test-package - build the sdist and wheel, install it fresh, check what users get"
 	@echo "make bench  - overhead benchmarks (in process, then under a real server) against bare"
 	@echo "              Django and the peer libraries; make bench-server runs the second alone"
 
@@ -49,6 +53,17 @@ test: setup lint
 test-transparency: system-deps venv
 	$(BIN)/python -m tests.transparency
 
+# Every supported Python x Django pair (noxfile.py), MATRIX_JOBS sessions at once; the
+# integration sessions need the collector and the services, hence setup.
+MATRIX_JOBS ?= 3
+test-matrix: setup
+	$(BIN)/python scripts/test_matrix.py --jobs $(MATRIX_JOBS) $(MATRIX_ARGS)
+
+# The built wheel in fresh virtualenvs: top-level names, dependencies, a minimal project, the
+# CLI with [cli] (scripts/check_package.py).
+test-package: venv
+	$(BIN)/python scripts/check_package.py
+
 test-unit: venv
 	$(BIN)/python -m pytest --ignore=tests/integration $(PYTEST_ARGS)
 
@@ -76,4 +91,4 @@ bench-profile: setup
 	$(BIN)/python -m benchmarks.server_overhead --profile $(BENCH_ARGS)
 
 clean:
-	rm -rf .fleetscope .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .fleetscope .pytest_cache .mypy_cache .ruff_cache .nox

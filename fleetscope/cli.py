@@ -1,53 +1,31 @@
-"""The `fleetscope` command: wires the subcommands of the packages together, nothing more."""
+"""The `fleetscope` command's entry point; it runs without the [cli] extra to say what to install.
+
+A web node installs `fleetscope` for the `telemetry` app alone: the command-line tools and
+their dependencies (typer, rich, PyYAML, httpx, grafana-foundation-sdk) come with
+`pip install "fleetscope[cli]"`, and `fleetscope` says so in one line where they are missing.
+"""
 
 from __future__ import annotations
 
 import sys
 
-import typer
-from rich.console import Console
-
-from fleetscope.collector.cli import app as collector_app
-from fleetscope.collector.cli import prometheus_app
-from fleetscope.errors import FleetscopeError
-
-app = typer.Typer(
-    help="Fleetscope: observability for fleets of Django servers.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
+# Top-level modules of the [cli] extra's packages: one of them missing means the extra is.
+CLI_MODULES = frozenset({"typer", "click", "rich", "yaml", "httpx", "grafana_foundation_sdk"})
+INSTALL_LINE = (
+    'fleetscope: the command-line tools need the [cli] extra: pip install "fleetscope[cli]"'
 )
-app.add_typer(collector_app, name="collector")
-app.add_typer(prometheus_app, name="prometheus")
-
-
-def _add_optional(module: str, name: str) -> None:
-    """Sub-apps whose dependencies live in extras are added only when importable."""
-    try:
-        sub = __import__(module, fromlist=["app"])
-    except ImportError as exc:  # pragma: no cover - depends on installed extras
-        missing = exc.name or module
-
-        @app.command(name, help=f"(unavailable: {missing} is not installed)")
-        def unavailable() -> None:
-            raise FleetscopeError(
-                f"`fleetscope {name}` needs {missing}; install it with "
-                f"`pip install 'fleetscope[{'dashboards' if name == 'dashboards' else 'demo'}]'`."
-            )
-
-        return
-    app.add_typer(sub.app, name=name)
-
-
-_add_optional("fleetscope.dashboards.cli", "dashboards")
-_add_optional("fleetscope.demo.cli", "demo")
 
 
 def main() -> None:
     try:
-        app()
-    except FleetscopeError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
+        from fleetscope.commands import main as run
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in CLI_MODULES:
+            raise
+        print(f"{INSTALL_LINE} ({missing} is not installed)", file=sys.stderr)
+        sys.exit(1)
+    run()
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import weakref
 from collections.abc import Callable, Collection, Sized
 from contextvars import ContextVar
 from time import perf_counter
+from types import MethodType
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -520,6 +521,41 @@ def _wrapper(
     return wrapper
 
 
+# -- Django 6.1's async forms, which choose their path by the sync method's owner -----
+
+# Since Django 6.1, `BaseCache.aget_many` (and `aget_or_set`, `ahas_key`, `aincr`,
+# `aset_many`, `adelete_many`) runs the sync method in a thread when the class overrides
+# it (`self.get_many.__func__ is not BaseCache.get_many`) and its own async body otherwise.
+# The instrumented class overrides every operation; these are the ones whose async form asks.
+_ASKED_BY_ASYNC_FORM = frozenset(
+    operation
+    for operation in OPERATIONS
+    if "__func__" in getattr(BaseCache, "a" + operation).__code__.co_names
+)
+
+
+class _AsTheOriginalInside:
+    """A sync wrapper that Django's own code, inside an instrumented operation, sees as
+    `BaseCache`'s method wherever the original class does not override it: the async form
+    then runs its own body as without Fleetscope (with the backend's native async methods,
+    where it has them). Callers, and every other case, get the wrapper."""
+
+    __slots__ = ("base", "name", "original", "wrapper")
+
+    def __init__(self, original: type, name: str, wrapper: Callable[..., Any]) -> None:
+        self.original = original
+        self.name = name
+        self.wrapper = wrapper
+        self.base = getattr(BaseCache, name)
+
+    def __get__(self, backend: Any, owner: type | None = None) -> Any:
+        if backend is None:
+            return self.wrapper
+        if _operation.get() is not _OUTSIDE and getattr(self.original, self.name) is self.base:
+            return MethodType(self.base, backend)
+        return MethodType(self.wrapper, backend)
+
+
 # -- instrumented classes and backends ----------------------------------------------
 
 _lock = threading.RLock()
@@ -571,6 +607,8 @@ def _instrumented_class(cls: type) -> type:
             for name, is_async in ((operation, False), ("a" + operation, True)):
                 if callable(getattr(cls, name, None)):
                     wrapper = _wrapper(instrumented, cls, name, operation, is_async)
+                    if not is_async and operation in _ASKED_BY_ASYNC_FORM:
+                        wrapper = _AsTheOriginalInside(cls, name, wrapper)  # type: ignore[assignment]
                     setattr(instrumented, name, wrapper)
         _classes[cls] = instrumented
         return instrumented

@@ -11,6 +11,8 @@ dialects a double-quoted token is kept only where a value cannot stand:
   ``RELEASE`` (savepoint names are folded afterwards all the same);
 - after ``FROM``, and after a comma of a ``FROM`` list, in a query (not after
   ``IS DISTINCT FROM``, not in a function's parentheses such as ``EXTRACT(YEAR FROM x)``);
+- right after a table name kept by the rules above or after ``JOIN``: its alias
+  (``FROM "t" "U0"``, as Django 6.1 writes subqueries);
 - in the column list of ``INSERT INTO t (...)``, ``CREATE TABLE t (...)``,
   ``REFERENCES t (...)``, ``KEY (...)`` and ``UNIQUE (...)``;
 - on the left of ``=`` in the ``SET`` list of an ``UPDATE`` (or an upsert).
@@ -86,6 +88,7 @@ def fold_double_quoted_values(text: str, brackets: bool) -> str:
     previous = before_previous = ""
     # A table name after INTO/TABLE/REFERENCES is being read: its "(" opens a column list.
     awaiting_table = reading_table = False
+    after_table = False  # the previous token is a table name of a FROM list or a JOIN
     out: list[str] = []
     emit_from = 0
     for match in pattern.finditer(text):
@@ -118,8 +121,12 @@ def fold_double_quoted_values(text: str, brackets: bool) -> str:
             token = _NAME
             if level.first is None:
                 level.first = token
-            if group == _DOUBLE_QUOTED_GROUP and not _is_name(
-                text, match.end(), previous, before_previous, level
+            is_alias = after_table
+            after_table = _is_table(previous, before_previous, level)
+            if (
+                group == _DOUBLE_QUOTED_GROUP
+                and not is_alias
+                and not _is_name(text, match.end(), previous, before_previous, level)
             ):
                 out.append(text[emit_from : match.start()])
                 out.append("?")
@@ -128,6 +135,8 @@ def fold_double_quoted_values(text: str, brackets: bool) -> str:
                 awaiting_table, reading_table = False, True
             else:
                 reading_table = False
+        if token is not _NAME:
+            after_table = False
         before_previous, previous = previous, token
     if not out:
         return text
@@ -152,6 +161,15 @@ def _is_name(text: str, end: int, previous: str, before_previous: str, level: _L
     if previous == "SET":
         return _assigned(text, end)
     return False
+
+
+def _is_table(previous: str, before_previous: str, level: _Level) -> bool:
+    """Whether a name after `previous` is a table of a FROM list or of a JOIN."""
+    if previous == "JOIN":
+        return True
+    if previous == "FROM":
+        return before_previous != "DISTINCT" and level.is_query()
+    return previous == "," and level.clause == "FROM" and level.is_query()
 
 
 def _next_char(text: str, end: int) -> str:

@@ -218,9 +218,7 @@ def test_the_collector_image_is_the_manifests_version(services: dict[str, Any]) 
 
 def test_grafana_is_the_version_the_dashboards_are_built_for(services: dict[str, Any]) -> None:
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    (pin,) = [
-        d for d in pyproject["project"]["optional-dependencies"]["dashboards"] if "grafana" in d
-    ]
+    (pin,) = [d for d in pyproject["project"]["optional-dependencies"]["cli"] if "grafana" in d]
 
     assert services["grafana"]["image"].rsplit(":", 1)[1] == pin.rsplit("!", 1)[1]
 

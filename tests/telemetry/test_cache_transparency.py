@@ -128,6 +128,52 @@ def test_a_patched_method_used_inside_an_operation_sees_what_the_operation_passe
     assert seen[0][0] == mock.call("k", "fallback", None)
 
 
+class NativeAsync(LocMemCache):
+    """A backend with async methods of its own, as one on an asyncio client has."""
+
+    def __init__(self, name: str, params: dict[str, Any]) -> None:
+        super().__init__(name, params)
+        self.calls: list[str] = []
+
+    async def aget(self, key: Any, default: Any = None, version: Any = None) -> Any:
+        self.calls.append("aget")
+        return self.get(key, default, version)
+
+    async def aset(self, key: Any, value: Any, timeout: Any = 300, version: Any = None) -> None:
+        self.calls.append("aset")
+        self.set(key, value, timeout, version)
+
+    async def aadd(self, key: Any, value: Any, timeout: Any = 300, version: Any = None) -> bool:
+        self.calls.append("aadd")
+        return self.add(key, value, timeout, version)
+
+
+def test_async_forms_take_the_path_they_take_without_fleetscope(
+    rt: Runtime, instrumented: None
+) -> None:
+    """Django 6.1's aget_or_set, aget_many, aset_many ... run their own body, with the
+    backend's async methods, unless the class overrides the sync form; instrumented or not."""
+    seen: list[list[str]] = []
+    for instrument in (False, True):
+        cache = NativeAsync(uuid.uuid4().hex, {})
+        if instrument:
+            instrument_backend(cache, "native")
+        assert asyncio.run(cache.aget_or_set("k", "v")) == "v"
+        assert asyncio.run(cache.aget_many(["k", "j"])) == {"k": "v"}
+        asyncio.run(cache.aset_many({"j": 1}))
+        assert asyncio.run(cache.ahas_key("j"))  # LocMemCache has its own has_key
+        seen.append(cache.calls)
+    assert seen[0] == seen[1]
+    assert seen[0][:3] == ["aget", "aadd", "aget"]
+    assert ops(rt, "native") == {
+        ("get_or_set", "miss"): 1,
+        ("get_many", "hit"): 1,
+        ("get_many", "miss"): 1,
+        ("set_many", "none"): 1,
+        ("has_key", "hit"): 1,
+    }
+
+
 def test_patches_are_bound_the_way_attribute_access_binds_them(
     rt: Runtime, instrumented: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

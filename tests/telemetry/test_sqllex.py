@@ -207,6 +207,17 @@ def test_readings_that_disagree_fold_the_rest_of_the_statement() -> None:
             'SELECT COUNT(*) FROM (SELECT DISTINCT "a"."id" AS "col1" FROM "a") subquery',
         ),
         (
+            # Django 6.1 aliases the tables of a subquery without AS.
+            'DELETE FROM "b" WHERE "b"."id" IN (SELECT "U0"."id" FROM "b" "U0" '
+            'INNER JOIN "a" "U1" ON ("U0"."a_id" = "U1"."id") WHERE "U1"."n" = %s)',
+            'DELETE FROM "b" WHERE "b"."id" IN (SELECT "U0"."id" FROM "b" "U0" '
+            'INNER JOIN "a" "U1" ON ("U0"."a_id" = "U1"."id") WHERE "U1"."n" = ?)',
+        ),
+        (
+            'SELECT "x" "y" FROM "t" "u", "v" "w" WHERE "z" = "s" "r"',
+            'SELECT ? ? FROM "t" "u", "v" "w" WHERE ? = ? ?',
+        ),
+        (
             'CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY, "b" text DEFAULT "x", '
             'CONSTRAINT "k" FOREIGN KEY ("c") REFERENCES "u" ("id"))',
             'CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY, "b" text DEFAULT ?, '
