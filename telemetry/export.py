@@ -323,7 +323,13 @@ class ExportWorker:
             if self.export_traces:
                 sender = make_sender(self._targets["traces"])
                 senders.append(sender)
-                self.export_spans(deadline, sender)
+                # At most half of what is left when metrics follow: a traces endpoint that
+                # never answers must not cost the last metrics (exact counts, and the count
+                # of the spans given up here).
+                span_deadline = deadline
+                if self.export_metrics:
+                    span_deadline -= (deadline - time.monotonic()) / 2
+                self.export_spans(span_deadline, sender)
                 left = len(self.runtime.span_queue) + (self._pending[1] if self._pending else 0)
                 if stop and left:
                     self.runtime.instruments.spans_dropped.add(("exit",), left)
