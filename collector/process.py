@@ -115,6 +115,16 @@ class ManagedProcess:
         if self.popen.poll() is None:
             self.popen.wait(timeout)
 
+    def kill(self, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
+        """Send `sig` (a crash: SIGKILL by default) to the process group and reap the leader."""
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        try:
+            os.killpg(self.popen.pid, sig)
+        except ProcessLookupError:
+            return
+        self.popen.wait(timeout)
+
     def __enter__(self) -> ManagedProcess:
         return self
 

@@ -82,6 +82,8 @@ class CollectorSettings:
     workdir: Path = field(default_factory=lambda: Path(".fleetscope"))
     configs: tuple[Path, ...] = (config_path("local"),)
     trace_store: str | None = None
+    # More FLEETSCOPE_* variables for the configs (a gateway endpoint, a queue directory).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def traces_file(self) -> Path:
@@ -99,6 +101,7 @@ class CollectorSettings:
         env["FLEETSCOPE_TRACES_FILE"] = str(self.traces_file.resolve())
         if self.trace_store:
             env["FLEETSCOPE_TRACE_STORE"] = self.trace_store
+        env.update(self.extra_env)
         return env
 
 

@@ -40,6 +40,41 @@ class LocalStack:
         assert body["status"] == "success", body
         return list(body["data"]["result"])
 
+    def value(self, promql: str) -> float | None:
+        """The value of a query that returns one series (None when it returns none)."""
+        rows = self.query(promql)
+        if not rows:
+            return None
+        assert len(rows) == 1, f"{promql} returned {len(rows)} series: {rows}"
+        return float(rows[0]["value"][1])
+
+    def samples(self, selector: str, window: str) -> list[list[tuple[float, float]]]:
+        """The raw samples (timestamp, value) of each series of `selector` over `window`."""
+        rows = self.query(f"{selector}[{window}]")
+        return [[(float(t), float(v)) for t, v in row["values"]] for row in rows]
+
+    def _process(self, name: str) -> ManagedProcess:
+        return next(p for p in self.processes if p.name == name)
+
+    def _replace(self, name: str, new: ManagedProcess) -> None:
+        self.processes = [new if p.name == name else p for p in self.processes]
+
+    @property
+    def collector_process(self) -> ManagedProcess:
+        return self._process("collector")
+
+    @property
+    def prometheus_process(self) -> ManagedProcess:
+        return self._process("prometheus")
+
+    def restart_collector(self) -> None:
+        """Start the collector again on the same ports (after a kill or a stop)."""
+        self._replace("collector", start_collector(self.collector))
+
+    def restart_prometheus(self) -> None:
+        """Start Prometheus again on the same port and data directory."""
+        self._replace("prometheus", start_prometheus(self.prometheus))
+
     def spans(self, service: str | None = None) -> Iterator[dict[str, Any]]:
         """Every span the collector's file exporter wrote so far (of one service if given)."""
         path = self.collector.traces_file
@@ -66,9 +101,17 @@ def _service_of(resource_spans: dict[str, Any]) -> str | None:
     return None
 
 
-def start_stack(workdir: Path, scrape_interval: str = "1s") -> LocalStack:
+def start_stack(
+    workdir: Path,
+    scrape_interval: str = "1s",
+    configs: tuple[Path, ...] | None = None,
+    collector_env: dict[str, str] | None = None,
+) -> LocalStack:
+    """A collector (local.yaml unless `configs` says otherwise) scraped by Prometheus."""
     ports = CollectorPorts.free()
-    collector = CollectorSettings(ports=ports, workdir=workdir)
+    collector = CollectorSettings(ports=ports, workdir=workdir, extra_env=collector_env or {})
+    if configs is not None:
+        collector.configs = configs
     prometheus = PrometheusSettings.on_free_port(
         workdir=workdir,
         exporter_targets=(ports.prometheus_exporter_target,),
@@ -132,9 +175,12 @@ def start_gunicorn_node(
     env: dict[str, str] | None = None,
     databases: tuple[str, ...] = ("default", "other"),
     server: str = "gunicorn",
+    graceful_timeout: int = 5,
+    server_args: tuple[str, ...] = (),
 ) -> Node:
     """Migrate, then serve the app (gunicorn WSGI, or uvicorn ASGI when server="uvicorn"),
-    exporting to the stack's collector."""
+    exporting to the stack's collector. `server_args` go to gunicorn as they are
+    (`--max-requests 50`)."""
     import os
     import sys
 
@@ -203,7 +249,7 @@ def start_gunicorn_node(
         "-w",
         str(workers),
         "--graceful-timeout",
-        "5",
+        str(graceful_timeout),
         # gunicorn >= 25.1 opens a control socket at one fixed path per user by default;
         # several nodes on one machine each need their own.
         "--control-socket",
@@ -211,6 +257,7 @@ def start_gunicorn_node(
     ]
     if preload:
         args.append("--preload")
+    args.extend(server_args)
     process = ManagedProcess(f"node {name}", args, workdir / "gunicorn.log", env=node_env).start()
     try:
         process.wait_ready(port_open(port), timeout=60)
