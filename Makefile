@@ -6,12 +6,13 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .PHONY: help setup system-deps venv collector lint format test test-unit test-integration \
-        test-transparency demo dashboards bench clean
+        test-resilience test-transparency demo dashboards bench clean
 
 help:
 	@echo "make demo   - bring up a demo fleet under load and print its report"
 	@echo "make test   - install everything needed, lint, type-check and run all tests"
 	@echo "make test-transparency - Django's own tests with and without Fleetscope, compared"
+	@echo "make test-resilience - real faults against the real pipeline (docs/reliability.md)"
 	@echo "make bench  - overhead benchmark against bare Django and the peer libraries"
 
 system-deps:
@@ -49,10 +50,15 @@ test-transparency: system-deps venv
 	$(BIN)/python -m tests.transparency
 
 test-unit: venv
-	$(BIN)/python -m pytest --ignore=tests/integration $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --ignore=tests/integration --ignore=tests/resilience $(PYTEST_ARGS)
 
 test-integration: setup
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+# Collector killed, endpoints that hang or refuse, Prometheus down, recycled workers: part of
+# `make test` too (tests/resilience is under tests/); this runs it alone, with its figures.
+test-resilience: setup
+	$(BIN)/python -m pytest tests/resilience $(PYTEST_ARGS)
 
 demo: setup
 	$(BIN)/fleetscope demo up --duration 120

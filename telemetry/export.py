@@ -15,7 +15,9 @@ What happens when the collector does not take the data (docs/reliability.md):
   for good (other 4xx) is dropped and counted (`reason="rejected"`);
 - every failed attempt is counted (`fleetscope.export.failures{signal, error.type}`) and
   logged through the `telemetry` logger at most once per `LOG_INTERVAL_SECONDS` and signal;
-- at exit, one final flush runs with a hard budget (`EXIT_FLUSH_TIMEOUT_MS`, 2 s by default).
+- at exit, one final flush runs with a hard budget (`EXIT_FLUSH_TIMEOUT_MS`, 2 s by default):
+  spans get at most half of it when metrics follow, so a traces endpoint that never answers
+  cannot cost the last metrics; spans still held then are counted (`reason="exit"`).
 """
 
 from __future__ import annotations
