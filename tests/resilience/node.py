@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import time
 from pathlib import Path
 
 from tests.integration.stack import LocalStack, Node, eventually, start_gunicorn_node
@@ -118,3 +121,13 @@ def received_spans(files: list[Path], node: str) -> list[tuple[str, str, float]]
                             )
                         )
     return spans
+
+
+def stop_gracefully(node: Node, timeout: float = 60.0) -> float:
+    """SIGTERM to the gunicorn master, as a process manager sends it; wait for it to exit.
+    Returns the seconds it took."""
+    assert node.process.popen is not None
+    started = time.monotonic()
+    os.kill(node.process.pid, signal.SIGTERM)
+    node.process.popen.wait(timeout)
+    return time.monotonic() - started

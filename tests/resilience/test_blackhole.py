@@ -6,8 +6,6 @@ metrics, with the spans they could not send counted."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from .node import (
     selector,
     settle,
     start_node,
+    stop_gracefully,
 )
 
 RATE = 25.0
@@ -80,12 +79,9 @@ def test_blackholed_traces_endpoint(tmp_path: Path) -> None:
         p99, quiet_p99 = percentile(every, 99), percentile(quiet, 99)
         p50_ratio = percentile(every, 50) / percentile(quiet, 50)
 
-        # Graceful shutdown: SIGTERM to the master, as a process manager does.
-        stopping = time.monotonic()
-        os.kill(blackholed.process.pid, signal.SIGTERM)
-        assert blackholed.process.popen is not None
-        blackholed.process.popen.wait(GRACEFUL_TIMEOUT + 30)
-        shutdown = time.monotonic() - stopping
+        # Graceful shutdown: SIGTERM to the master, as a process manager does; the quiet
+        # twin shows what a shutdown costs without any export.
+        shutdown, quiet_shutdown = (stop_gracefully(node) for node in nodes)
         booted = booted_workers(blackholed)
         assert killed_workers(blackholed) == []  # nobody overran the graceful timeout
         assert sorted(exited_workers(blackholed)) == sorted(booted)
@@ -109,19 +105,21 @@ def test_blackholed_traces_endpoint(tmp_path: Path) -> None:
         assert dropped["exit"] > 0
 
         # Each attempt gave up at its timeout: the blackhole saw the client close every
-        # connection, one per failure counted; only the attempts in flight when a worker
-        # exited (at most one per worker) were cut short without being counted.
+        # connection, one per failure counted. The exception is the attempt in flight when a
+        # worker exits (at most one per worker): it ends with the process, uncounted.
         timeouts = counter(
             stack,
             "fleetscope_export_failures_total"
             + selector("blackholed", 'signal="traces", error_type="timeout"'),
         )
         connections = list(blackhole.connections)
-        held = [c.held for c in connections if c.held is not None]
+        held = [c.held / (TIMEOUT_MS / 1000) for c in connections if c.held is not None]
         assert len(held) == len(connections)  # every connection was given up by the client
         assert timeouts <= len(held) <= timeouts + len(booted)
-        longest = max(held) / (TIMEOUT_MS / 1000)
-        typical = percentile(held, 50) / (TIMEOUT_MS / 1000)
+        overlong = [h for h in held if h > 1.25]  # slack: the blackhole notices a close late
+        assert len(overlong) <= len(booted)
+        typical = percentile(held, 50)
+        assert typical <= 1.25
         record(
             "blackholed endpoint",
             requests=sent,
@@ -130,15 +128,12 @@ def test_blackholed_traces_endpoint(tmp_path: Path) -> None:
             p50_ratio=p50_ratio,
             attempts=len(held),
             timeouts_counted=timeouts,
-            longest_attempt_over_timeout=longest,
             median_attempt_over_timeout=typical,
+            attempts_over_timeout=sorted(round(h, 2) for h in overlong),
             workers_booted=len(booted),
-            shutdown_s=shutdown,
+            shutdown_s=[shutdown, quiet_shutdown],
             spans_dropped=dropped,
         )
-        # Bounded by the timeout: an attempt that ignored it would hold the connection until
-        # the process exits. (Slack for a loaded machine: the blackhole notices the close late.)
-        assert longest <= 3
         assert p99 / quiet_p99 <= P99_RATIO_BOUND
     finally:
         for node in nodes:

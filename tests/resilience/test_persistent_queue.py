@@ -6,8 +6,6 @@ arrive. Spans that arrive twice are counted, not mistaken for loss."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from pathlib import Path
 
@@ -19,7 +17,16 @@ from tests.integration.stack import eventually, start_stack
 
 from .figures import record
 from .load import FixedRateLoad, failures
-from .node import PATH, counter, received_spans, requests_query, selector, settle, start_node
+from .node import (
+    PATH,
+    counter,
+    received_spans,
+    requests_query,
+    selector,
+    settle,
+    start_node,
+    stop_gracefully,
+)
 
 RATE = 30.0
 DURATION = 8.0
@@ -65,9 +72,7 @@ def test_agent_killed_with_a_full_disk_queue_delivers_after_restart(tmp_path: Pa
         assert failures(outcomes) == []
         sent = len(outcomes)
         # The node exits (its exit flush hands the agent its last spans and counts).
-        os.kill(node.process.pid, signal.SIGTERM)
-        assert node.process.popen is not None
-        node.process.popen.wait(30)
+        stop_gracefully(node)
 
         # Everything the node sent is accepted by the agent and waits in its disk queue.
         eventually(

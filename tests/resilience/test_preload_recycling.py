@@ -5,8 +5,6 @@ load sent: recycled workers flush at exit."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from .node import (
     selector,
     settle,
     start_node,
+    stop_gracefully,
 )
 
 RATE = 40.0
@@ -51,9 +50,7 @@ def test_preload_with_recycled_workers_counts_every_request(tmp_path: Path) -> N
         time.sleep(DURATION)
         outcomes = load.stop()
         assert failures(outcomes) == []  # every request answered: no worker hung
-        os.kill(node.process.pid, signal.SIGTERM)
-        assert node.process.popen is not None
-        node.process.popen.wait(60)
+        stop_gracefully(node)
         booted = booted_workers(node)
         assert killed_workers(node) == []
         assert sorted(exited_workers(node)) == sorted(booted)

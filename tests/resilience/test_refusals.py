@@ -6,8 +6,6 @@ and once the collector takes data again every request is counted exactly."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from pathlib import Path
 
@@ -21,7 +19,16 @@ from tests.integration.stack import LocalStack, Node, start_stack
 from .faults import StatusServer
 from .figures import record
 from .load import FixedRateLoad, failures
-from .node import PATH, SERVICE, counter, requests_query, selector, settle, start_node
+from .node import (
+    PATH,
+    SERVICE,
+    counter,
+    requests_query,
+    selector,
+    settle,
+    start_node,
+    stop_gracefully,
+)
 
 RATE = 20.0
 PHASE_429 = 5.0  # seconds the local endpoint answers 429, then 400 for as long, then 200
@@ -68,12 +75,6 @@ def dropped(stack: LocalStack, node: str, reason: str) -> float:
 
 def exported(stack: LocalStack, node: str) -> float:
     return counter(stack, f"fleetscope_export_spans_exported_total{selector(node)}")
-
-
-def stop_gracefully(node: Node) -> None:
-    os.kill(node.process.pid, signal.SIGTERM)
-    assert node.process.popen is not None
-    node.process.popen.wait(30)
 
 
 def test_refusals_are_retried_or_dropped_and_always_counted(tmp_path: Path) -> None:
