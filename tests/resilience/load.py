@@ -85,5 +85,11 @@ def latencies(outcomes: Sequence[Outcome], start: float, end: float) -> list[flo
     return [o.latency for o in outcomes if start <= o.at < end]
 
 
+def steady(outcomes: Sequence[Outcome], warmup: float = 3.0) -> float:
+    """When the load's steady state begins: `warmup` seconds after its first request (the
+    first requests of a fresh worker import code and start its export thread)."""
+    return min(o.at for o in outcomes) + warmup
+
+
 def failures(outcomes: Sequence[Outcome]) -> list[Outcome]:
     return [o for o in outcomes if not o.ok]

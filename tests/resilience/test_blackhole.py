@@ -15,7 +15,7 @@ from tests.integration.stack import Node, start_stack
 
 from .faults import Blackhole
 from .figures import record
-from .load import FixedRateLoad, failures, latencies, percentile
+from .load import FixedRateLoad, failures, latencies, percentile, steady
 from .node import (
     PATH,
     booted_workers,
@@ -74,8 +74,8 @@ def test_blackholed_traces_endpoint(tmp_path: Path) -> None:
         outcomes, quiet_outcomes = (load.stop() for load in loads)
         assert failures(outcomes) == []
         assert failures(quiet_outcomes) == []
-        every = latencies(outcomes, 0, float("inf"))
-        quiet = latencies(quiet_outcomes, 0, float("inf"))
+        every = latencies(outcomes, steady(outcomes), float("inf"))
+        quiet = latencies(quiet_outcomes, steady(quiet_outcomes), float("inf"))
         p99, quiet_p99 = percentile(every, 99), percentile(quiet, 99)
         p50_ratio = percentile(every, 50) / percentile(quiet, 50)
 

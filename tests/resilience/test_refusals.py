@@ -158,9 +158,7 @@ def test_refusals_are_retried_or_dropped_and_always_counted(tmp_path: Path) -> N
                 if later.body_hash == attempt.body_hash and later.at > attempt.at
             ], "a batch rejected with 400 was sent again"
         # What the endpoint accepted is what the app counts as exported; nothing unaccounted.
-        local_exported = counter(
-            stack, f"fleetscope_export_spans_exported_total{selector('local')}"
-        )
+        local_exported = exported(stack, "local")
         assert local_exported == span_count(endpoint, 200)
         local_dropped = sum(dropped(stack, "local", r) for r in ("queue_full", "exit", "rejected"))
         assert local_exported + local_dropped == sent["local"]
