@@ -11,7 +11,7 @@ from fleetscope.errors import FleetscopeError
 
 from .locate import locate_collector
 from .manifest import CONFIGS_DIR
-from .process import ManagedProcess, free_port, http_ok
+from .process import ManagedProcess, free_ports, http_ok
 
 ROLES = ("local", "agent", "gateway")
 
@@ -40,14 +40,27 @@ class CollectorPorts:
 
     @classmethod
     def free(cls) -> CollectorPorts:
+        grpc, http, health, self_metrics, exporter, pprof, zpages = free_ports(7)
         return cls(
-            otlp_grpc=free_port(),
-            otlp_http=free_port(),
-            health=free_port(),
-            self_metrics=free_port(),
-            prometheus_exporter=free_port(),
-            pprof=free_port(),
-            zpages=free_port(),
+            otlp_grpc=grpc,
+            otlp_http=http,
+            health=health,
+            self_metrics=self_metrics,
+            prometheus_exporter=exporter,
+            pprof=pprof,
+            zpages=zpages,
+        )
+
+    def listening(self) -> tuple[int, ...]:
+        """Every port the collector listens on."""
+        return (
+            self.otlp_grpc,
+            self.otlp_http,
+            self.health,
+            self.self_metrics,
+            self.prometheus_exporter,
+            self.pprof,
+            self.zpages,
         )
 
     @property

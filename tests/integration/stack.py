@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +25,7 @@ class LocalStack:
     collector: CollectorSettings
     prometheus: PrometheusSettings
     processes: list[ManagedProcess]
+    _held: list[socket.socket] = field(default_factory=list)  # ports of a killed process
 
     @property
     def otlp_endpoint(self) -> str:
@@ -67,13 +70,30 @@ class LocalStack:
     def prometheus_process(self) -> ManagedProcess:
         return self._process("prometheus")
 
+    def kill_collector(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the collector (SIGKILL: a crash) and hold its ports until `restart_collector`."""
+        self.collector_process.kill(sig)
+        self._held.extend(hold_ports(self.collector.ports.listening()))
+
     def restart_collector(self) -> None:
         """Start the collector again on the same ports (after a kill or a stop)."""
+        self._release()
         self._replace("collector", start_collector(self.collector))
+
+    def kill_prometheus(self) -> None:
+        """SIGKILL Prometheus and hold its port until `restart_prometheus`."""
+        self.prometheus_process.kill()
+        self._held.extend(hold_ports([self.prometheus.port]))
 
     def restart_prometheus(self) -> None:
         """Start Prometheus again on the same port and data directory."""
+        self._release()
         self._replace("prometheus", start_prometheus(self.prometheus))
+
+    def _release(self) -> None:
+        held, self._held = self._held, []
+        for sock in held:
+            sock.close()
 
     def spans(self, service: str | None = None) -> Iterator[dict[str, Any]]:
         """Every span the collector's file exporter wrote so far (of one service if given)."""
@@ -90,6 +110,7 @@ class LocalStack:
                     yield from scope_spans.get("spans", [])
 
     def stop(self) -> None:
+        self._release()
         for process in reversed(self.processes):
             process.stop()
 
@@ -99,6 +120,25 @@ def _service_of(resource_spans: dict[str, Any]) -> str | None:
         if attribute["key"] == "service.name":
             return str(attribute["value"].get("stringValue"))
     return None
+
+
+def hold_ports(ports: Iterable[int], host: str = "127.0.0.1") -> list[socket.socket]:
+    """Bind each port without listening: connections to it are refused, as to the dead
+    process, and the OS hands it to nobody else (another test's free port, an outgoing
+    connection) until the sockets are closed, so the process can come back on it."""
+    held: list[socket.socket] = []
+    try:
+        for port in ports:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(sock)
+            # The dead process's connections linger in TIME_WAIT on its ports.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except BaseException:
+        for sock in held:
+            sock.close()
+        raise
+    return held
 
 
 def start_stack(
@@ -112,15 +152,16 @@ def start_stack(
     collector = CollectorSettings(ports=ports, workdir=workdir, extra_env=collector_env or {})
     if configs is not None:
         collector.configs = configs
-    prometheus = PrometheusSettings.on_free_port(
-        workdir=workdir,
-        exporter_targets=(ports.prometheus_exporter_target,),
-        self_metrics_targets=(ports.self_metrics_target,),
-        scrape_interval=scrape_interval,
-    )
     processes: list[ManagedProcess] = []
     try:
         processes.append(start_collector(collector))
+        # Prometheus's port is picked once the collector listens on its own ports.
+        prometheus = PrometheusSettings.on_free_port(
+            workdir=workdir,
+            exporter_targets=(ports.prometheus_exporter_target,),
+            self_metrics_targets=(ports.self_metrics_target,),
+            scrape_interval=scrape_interval,
+        )
         processes.append(start_prometheus(prometheus))
     except BaseException:
         for process in processes:

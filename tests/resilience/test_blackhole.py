@@ -40,11 +40,12 @@ P99_RATIO_BOUND = 2.0
 
 
 def test_blackholed_traces_endpoint(tmp_path: Path) -> None:
-    stack = start_stack(tmp_path / "stack")
-    blackhole = Blackhole()
     server_args = ("--max-requests", str(MAX_REQUESTS))
+    stack = start_stack(tmp_path / "stack")
+    blackhole: Blackhole | None = None
     nodes: list[Node] = []
     try:
+        blackhole = Blackhole()
         nodes.append(
             start_node(
                 stack,
@@ -138,7 +139,8 @@ def test_blackholed_traces_endpoint(tmp_path: Path) -> None:
     finally:
         for node in nodes:
             node.process.stop()
-        blackhole.close()
+        if blackhole is not None:
+            blackhole.close()
         stack.stop()
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from fleetscope.collector.process import ManagedProcess
 from fleetscope.collector.run import CollectorPorts, CollectorSettings, start_collector
 from telemetry.export import SPAN_BATCH
 from tests.integration.stack import Node, eventually, start_stack
@@ -45,9 +46,10 @@ def test_collector_killed_for_30_s_under_load(tmp_path: Path) -> None:
     stack = start_stack(tmp_path / "stack")
     # The twin's own collector: healthy throughout, so the twin is the run without the fault.
     control_settings = CollectorSettings(ports=CollectorPorts.free(), workdir=tmp_path / "control")
-    control = start_collector(control_settings)
+    control: ManagedProcess | None = None
     nodes: list[Node] = []
     try:
+        control = start_collector(control_settings)
         nodes.append(start_node(stack, tmp_path / "faulty", "faulty", workers=WORKERS))
         nodes.append(
             start_node(
@@ -61,7 +63,7 @@ def test_collector_killed_for_30_s_under_load(tmp_path: Path) -> None:
         loads = [FixedRateLoad(n.url + PATH, RATE).start() for n in nodes]
         time.sleep(WARM)
         killed_at, killed_wall = time.monotonic(), time.time()
-        stack.collector_process.kill()
+        stack.kill_collector()  # SIGKILL; its ports stay reserved for the restart
         time.sleep(OUTAGE)
         before_kill = stack.collector.traces_file.with_name("traces-before-kill.jsonl")
         stack.collector.traces_file.rename(before_kill)
@@ -148,7 +150,8 @@ def test_collector_killed_for_30_s_under_load(tmp_path: Path) -> None:
     finally:
         for node in nodes:
             node.process.stop()
-        control.stop()
+        if control is not None:
+            control.stop()
         stack.stop()
 
 

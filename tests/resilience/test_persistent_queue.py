@@ -6,6 +6,7 @@ arrive. Spans that arrive twice are counted, not mistaken for loss."""
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def test_agent_killed_with_a_full_disk_queue_delivers_after_restart(tmp_path: Pa
     processes = []
     node = None
     try:
-        gateway.collector_process.stop()  # the downstream is down from the start
+        gateway.kill_collector(signal.SIGTERM)  # the downstream is down from the start
         processes.append(start_collector(agent))
         node = start_node(
             gateway,

@@ -84,7 +84,7 @@ def test_prometheus_down_for_a_minute(tmp_path: Path) -> None:
         rss_before = rss_bytes(collector_pid)
 
         killed_wall = time.time()
-        stack.prometheus_process.kill()
+        stack.kill_prometheus()
         rss_during = []
         outage_end = time.monotonic() + OUTAGE
         while time.monotonic() < outage_end:

@@ -6,6 +6,7 @@ and once the collector takes data again every request is counted exactly."""
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -79,9 +80,10 @@ def exported(stack: LocalStack, node: str) -> float:
 
 def test_refusals_are_retried_or_dropped_and_always_counted(tmp_path: Path) -> None:
     stack = start_stack(tmp_path / "stack", configs=(refusing_config(tmp_path / "configs"),))
-    endpoint = StatusServer(429)
+    endpoint: StatusServer | None = None
     nodes: list[Node] = []
     try:
+        endpoint = StatusServer(429)
         # "limited": everything to the refusing collector. "local": traces to the local
         # endpoint, metrics to the same refusing collector.
         nodes.append(start_node(stack, tmp_path / "limited", "limited"))
@@ -99,7 +101,7 @@ def test_refusals_are_retried_or_dropped_and_always_counted(tmp_path: Path) -> N
         time.sleep(PHASE_400)
         endpoint.status = 200
         # The collector takes data again: the same ports, the shipped config.
-        stack.collector_process.stop()
+        stack.kill_collector(signal.SIGTERM)
         stack.collector.configs = (config_path("local"),)
         stack.restart_collector()
         time.sleep(AFTER)
@@ -181,7 +183,8 @@ def test_refusals_are_retried_or_dropped_and_always_counted(tmp_path: Path) -> N
     finally:
         for node in nodes:
             node.process.stop()
-        endpoint.close()
+        if endpoint is not None:
+            endpoint.close()
         stack.stop()
 
 
