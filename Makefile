@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .PHONY: help setup system-deps venv collector lint format test test-unit test-integration \
-        test-transparency test-matrix test-package demo dashboards bench bench-inprocess \
+        test-resilience test-transparency test-matrix test-package demo dashboards bench bench-inprocess \
         bench-server bench-profile clean
 
 help:
@@ -18,6 +18,7 @@ help:
 	@echo "make test-package - build the sdist and wheel, install it fresh, check what users get"
 	@echo "make bench  - overhead benchmarks (in process, then under a real server) against bare"
 	@echo "              Django and the peer libraries; make bench-server runs the second alone"
+	@echo "make test-resilience - real faults against the real pipeline (docs/reliability.md)"
 
 system-deps:
 	@scripts/install-system-deps.sh
@@ -65,10 +66,15 @@ test-package: venv
 	$(BIN)/python scripts/check_package.py
 
 test-unit: venv
-	$(BIN)/python -m pytest --ignore=tests/integration $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --ignore=tests/integration --ignore=tests/resilience $(PYTEST_ARGS)
 
 test-integration: setup
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+# Collector killed, endpoints that hang or refuse, Prometheus down, recycled workers: part of
+# `make test` too (tests/resilience is under tests/); this runs it alone, with its figures.
+test-resilience: setup
+	$(BIN)/python -m pytest tests/resilience $(PYTEST_ARGS)
 
 demo: setup
 	$(BIN)/fleetscope demo up --duration 120

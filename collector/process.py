@@ -24,6 +24,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct TCP ports nobody listens on right now. They are held together while
+    the OS picks them: picked one at a time, the OS may hand out the same port twice."""
+    with contextlib.ExitStack() as held:
+        sockets = [
+            held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            for _ in range(count)
+        ]
+        for sock in sockets:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+
+
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.2)
@@ -114,6 +127,16 @@ class ManagedProcess:
         stop_process_group(self.popen.pid, timeout)
         if self.popen.poll() is None:
             self.popen.wait(timeout)
+
+    def kill(self, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
+        """Send `sig` (a crash: SIGKILL by default) to the process group and reap the leader."""
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        try:
+            os.killpg(self.popen.pid, sig)
+        except ProcessLookupError:
+            return
+        self.popen.wait(timeout)
 
     def __enter__(self) -> ManagedProcess:
         return self

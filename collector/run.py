@@ -11,7 +11,7 @@ from fleetscope.errors import FleetscopeError
 
 from .locate import locate_collector
 from .manifest import CONFIGS_DIR
-from .process import ManagedProcess, free_port, http_ok
+from .process import ManagedProcess, free_ports, http_ok
 
 ROLES = ("local", "agent", "gateway")
 
@@ -42,14 +42,27 @@ class CollectorPorts:
 
     @classmethod
     def free(cls) -> CollectorPorts:
+        grpc, http, health, self_metrics, exporter, pprof, zpages = free_ports(7)
         return cls(
-            otlp_grpc=free_port(),
-            otlp_http=free_port(),
-            health=free_port(),
-            self_metrics=free_port(),
-            prometheus_exporter=free_port(),
-            pprof=free_port(),
-            zpages=free_port(),
+            otlp_grpc=grpc,
+            otlp_http=http,
+            health=health,
+            self_metrics=self_metrics,
+            prometheus_exporter=exporter,
+            pprof=pprof,
+            zpages=zpages,
+        )
+
+    def listening(self) -> tuple[int, ...]:
+        """Every port the collector listens on."""
+        return (
+            self.otlp_grpc,
+            self.otlp_http,
+            self.health,
+            self.self_metrics,
+            self.prometheus_exporter,
+            self.pprof,
+            self.zpages,
         )
 
     @property
@@ -85,6 +98,8 @@ class CollectorSettings:
     configs: tuple[Path, ...] = (config_path("local"),)
     trace_store: str | None = None
     debug_extensions: bool = False
+    # More FLEETSCOPE_* variables for the configs (a gateway endpoint, a queue directory).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def traces_file(self) -> Path:
@@ -103,6 +118,7 @@ class CollectorSettings:
         env["FLEETSCOPE_TRACES_FILE"] = str(self.traces_file.resolve())
         if self.trace_store:
             env["FLEETSCOPE_TRACE_STORE"] = self.trace_store
+        env.update(self.extra_env)
         return env
 
 

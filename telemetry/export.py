@@ -15,7 +15,9 @@ What happens when the collector does not take the data (docs/reliability.md):
   for good (other 4xx) is dropped and counted (`reason="rejected"`);
 - every failed attempt is counted (`fleetscope.export.failures{signal, error.type}`) and
   logged through the `telemetry` logger at most once per `LOG_INTERVAL_SECONDS` and signal;
-- at exit, one final flush runs with a hard budget (`EXIT_FLUSH_TIMEOUT_MS`, 2 s by default).
+- at exit, one final flush runs with a hard budget (`EXIT_FLUSH_TIMEOUT_MS`, 2 s by default):
+  spans get at most half of it when metrics follow, so a traces endpoint that never answers
+  cannot cost the last metrics; spans still held then are counted (`reason="exit"`).
 """
 
 from __future__ import annotations
@@ -332,7 +334,13 @@ class ExportWorker:
             if self.export_traces:
                 sender = make_sender(self._targets["traces"])
                 senders.append(sender)
-                self.export_spans(deadline, sender)
+                # At most half of what is left when metrics follow: a traces endpoint that
+                # never answers must not cost the last metrics (exact counts, and the count
+                # of the spans given up here).
+                span_deadline = deadline
+                if self.export_metrics:
+                    span_deadline -= (deadline - time.monotonic()) / 2
+                self.export_spans(span_deadline, sender)
                 left = len(self.runtime.span_queue) + (self._pending[1] if self._pending else 0)
                 if stop and left:
                     self.runtime.instruments.spans_dropped.add(("exit",), left)

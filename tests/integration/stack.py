@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +25,7 @@ class LocalStack:
     collector: CollectorSettings
     prometheus: PrometheusSettings
     processes: list[ManagedProcess]
+    _held: list[socket.socket] = field(default_factory=list)  # ports of a killed process
 
     @property
     def otlp_endpoint(self) -> str:
@@ -40,6 +43,58 @@ class LocalStack:
         assert body["status"] == "success", body
         return list(body["data"]["result"])
 
+    def value(self, promql: str) -> float | None:
+        """The value of a query that returns one series (None when it returns none)."""
+        rows = self.query(promql)
+        if not rows:
+            return None
+        assert len(rows) == 1, f"{promql} returned {len(rows)} series: {rows}"
+        return float(rows[0]["value"][1])
+
+    def samples(self, selector: str, window: str) -> list[list[tuple[float, float]]]:
+        """The raw samples (timestamp, value) of each series of `selector` over `window`."""
+        rows = self.query(f"{selector}[{window}]")
+        return [[(float(t), float(v)) for t, v in row["values"]] for row in rows]
+
+    def _process(self, name: str) -> ManagedProcess:
+        return next(p for p in self.processes if p.name == name)
+
+    def _replace(self, name: str, new: ManagedProcess) -> None:
+        self.processes = [new if p.name == name else p for p in self.processes]
+
+    @property
+    def collector_process(self) -> ManagedProcess:
+        return self._process("collector")
+
+    @property
+    def prometheus_process(self) -> ManagedProcess:
+        return self._process("prometheus")
+
+    def kill_collector(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the collector (SIGKILL: a crash) and hold its ports until `restart_collector`."""
+        self.collector_process.kill(sig)
+        self._held.extend(hold_ports(self.collector.ports.listening()))
+
+    def restart_collector(self) -> None:
+        """Start the collector again on the same ports (after a kill or a stop)."""
+        self._release()
+        self._replace("collector", start_collector(self.collector))
+
+    def kill_prometheus(self) -> None:
+        """SIGKILL Prometheus and hold its port until `restart_prometheus`."""
+        self.prometheus_process.kill()
+        self._held.extend(hold_ports([self.prometheus.port]))
+
+    def restart_prometheus(self) -> None:
+        """Start Prometheus again on the same port and data directory."""
+        self._release()
+        self._replace("prometheus", start_prometheus(self.prometheus))
+
+    def _release(self) -> None:
+        held, self._held = self._held, []
+        for sock in held:
+            sock.close()
+
     def spans(self, service: str | None = None) -> Iterator[dict[str, Any]]:
         """Every span the collector's file exporter wrote so far (of one service if given)."""
         path = self.collector.traces_file
@@ -55,6 +110,7 @@ class LocalStack:
                     yield from scope_spans.get("spans", [])
 
     def stop(self) -> None:
+        self._release()
         for process in reversed(self.processes):
             process.stop()
 
@@ -66,21 +122,48 @@ def _service_of(resource_spans: dict[str, Any]) -> str | None:
     return None
 
 
+def hold_ports(ports: Iterable[int], host: str = "127.0.0.1") -> list[socket.socket]:
+    """Bind each port without listening: connections to it are refused, as to the dead
+    process, and the OS hands it to nobody else (another test's free port, an outgoing
+    connection) until the sockets are closed, so the process can come back on it."""
+    held: list[socket.socket] = []
+    try:
+        for port in ports:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(sock)
+            # The dead process's connections linger in TIME_WAIT on its ports.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except BaseException:
+        for sock in held:
+            sock.close()
+        raise
+    return held
+
+
 def start_stack(
-    workdir: Path, scrape_interval: str = "1s", rule_files: tuple[Path, ...] = ()
+    workdir: Path,
+    scrape_interval: str = "1s",
+    configs: tuple[Path, ...] | None = None,
+    collector_env: dict[str, str] | None = None,
+    rule_files: tuple[Path, ...] = (),
 ) -> LocalStack:
+    """A collector (local.yaml unless `configs` says otherwise) scraped by Prometheus."""
     ports = CollectorPorts.free()
-    collector = CollectorSettings(ports=ports, workdir=workdir)
-    prometheus = PrometheusSettings.on_free_port(
-        workdir=workdir,
-        exporter_targets=(ports.prometheus_exporter_target,),
-        self_metrics_targets=(ports.self_metrics_target,),
-        scrape_interval=scrape_interval,
-        rule_files=rule_files,
-    )
+    collector = CollectorSettings(ports=ports, workdir=workdir, extra_env=collector_env or {})
+    if configs is not None:
+        collector.configs = configs
     processes: list[ManagedProcess] = []
     try:
         processes.append(start_collector(collector))
+        # Prometheus's port is picked once the collector listens on its own ports.
+        prometheus = PrometheusSettings.on_free_port(
+            workdir=workdir,
+            exporter_targets=(ports.prometheus_exporter_target,),
+            self_metrics_targets=(ports.self_metrics_target,),
+            scrape_interval=scrape_interval,
+            rule_files=rule_files,
+        )
         processes.append(start_prometheus(prometheus))
     except BaseException:
         for process in processes:
@@ -135,10 +218,12 @@ def start_gunicorn_node(
     env: dict[str, str] | None = None,
     databases: tuple[str, ...] = ("default", "other"),
     server: str = "gunicorn",
-    extra_args: tuple[str, ...] = (),
+    graceful_timeout: int = 5,
+    server_args: tuple[str, ...] = (),
 ) -> Node:
     """Migrate, then serve the app (gunicorn WSGI, or uvicorn ASGI when server="uvicorn"),
-    exporting to the stack's collector."""
+    exporting to the stack's collector. `server_args` go to gunicorn as they are
+    (`--max-requests 50`)."""
     import os
     import sys
 
@@ -208,7 +293,7 @@ def start_gunicorn_node(
         "-w",
         str(workers),
         "--graceful-timeout",
-        "5",
+        str(graceful_timeout),
         # gunicorn >= 25.1 opens a control socket at one fixed path per user by default;
         # several nodes on one machine each need their own.
         "--control-socket",
@@ -216,7 +301,7 @@ def start_gunicorn_node(
     ]
     if preload:
         args.append("--preload")
-    args.extend(extra_args)
+    args.extend(server_args)
     process = ManagedProcess(f"node {name}", args, workdir / "gunicorn.log", env=node_env).start()
     try:
         process.wait_ready(port_open(port), timeout=60)

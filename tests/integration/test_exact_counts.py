@@ -82,7 +82,7 @@ def played(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "tests.integration.node_wsgi:application",
         workers=1,
         env={"OTEL_SERVICE_NAME": SERVICE, "OTEL_TRACES_SAMPLER": "always_off"},
-        extra_args=("--max-requests", str(MAX_REQUESTS)),
+        server_args=("--max-requests", str(MAX_REQUESTS)),
     )
     try:
         seed_books(workdir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -203,3 +204,44 @@ def test_otlp_headers_from_the_environment_are_sent(receiver: Receiver) -> None:
     worker = ExportWorker(Runtime(config))
     assert worker.export_metrics_once()
     assert receiver.headers[-1]["authorization"] == "Bearer s3cret"
+
+
+def test_an_unresponsive_traces_endpoint_leaves_the_exit_flush_time_for_metrics(
+    receiver: Receiver,
+) -> None:
+    """Regression: the exit flush spent its whole budget waiting on a traces endpoint that
+    never answered, so a recycled or stopped worker never sent its last metrics (their
+    counts, and the count of spans it gave up at exit, were lost)."""
+    with socket.socket() as hole:  # the kernel accepts connections; nobody ever answers
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(8)
+        config = build_config(
+            {"PROCESS_METRICS": False},
+            environ={
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": (
+                    f"http://127.0.0.1:{hole.getsockname()[1]}/v1/traces"
+                ),
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": f"{receiver.endpoint}/v1/metrics",
+            },
+        )
+        runtime = Runtime(config)
+        worker = ExportWorker(runtime)
+        for span in deferred(5):
+            runtime.span_queue.on_end(span)
+        runtime.instruments.slow_queries.add(("abc", "/x/"))
+        worker.flush(1.0)
+    assert "django.db.slow_queries" in receiver.metric_names()
+    assert _sum_points(receiver, "fleetscope.export.spans.dropped") == {"exit": 5}
+
+
+def _sum_points(receiver: Receiver, name: str) -> dict[str, float]:
+    """The data points of one counter in the last metrics request, by their reason."""
+    body = receiver.bodies["/v1/metrics"][-1]
+    return {
+        point.attributes[0].value.string_value: point.as_int or point.as_double
+        for rm in ExportMetricsServiceRequest.FromString(body).resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == name
+        for point in metric.sum.data_points
+    }
