@@ -13,12 +13,17 @@ REQUEST_DURATION: Final = "http_server_request_duration_seconds"
 DB_DURATION: Final = "db_client_operation_duration_seconds"
 DB_QUERIES_PER_REQUEST: Final = "django_db_queries_per_request"
 CACHE_DURATION: Final = "django_cache_operation_duration_seconds"
+QUEUE_TIME: Final = "http_server_request_queue_time_seconds"
 
 ACTIVE_REQUESTS: Final = "http_server_active_requests"
 DB_STATEMENT_INFO: Final = "django_db_statement_info"
 DB_SLOW_QUERIES: Final = "django_db_slow_queries_total"
 DB_N_PLUS_ONE: Final = "django_db_n_plus_one_total"
 CACHE_OPERATIONS: Final = "django_cache_operations_total"
+# Capacity (docs/capacity.md): seconds each worker had a request in flight, and the
+# load balancer's stamps that were dropped.
+WORKER_BUSY: Final = "fleetscope_worker_busy_time_seconds_total"
+QUEUE_TIME_REJECTED: Final = "fleetscope_request_queue_time_rejected_total"
 
 PROCESS_CPU: Final = "process_cpu_time_seconds_total"
 PROCESS_RSS: Final = "process_memory_usage_bytes"
@@ -27,7 +32,13 @@ PROCESS_THREADS: Final = "process_thread_count"
 PROCESS_OPEN_FDS: Final = "process_open_file_descriptor_count"
 GC_COLLECTIONS: Final = "cpython_gc_collections_total"
 
-HISTOGRAMS: Final = (REQUEST_DURATION, DB_DURATION, DB_QUERIES_PER_REQUEST, CACHE_DURATION)
+HISTOGRAMS: Final = (
+    REQUEST_DURATION,
+    DB_DURATION,
+    DB_QUERIES_PER_REQUEST,
+    CACHE_DURATION,
+    QUEUE_TIME,
+)
 SERIES: Final = (
     *(f"{h}_{suffix}" for h in HISTOGRAMS for suffix in ("bucket", "sum", "count")),
     ACTIVE_REQUESTS,
@@ -35,6 +46,8 @@ SERIES: Final = (
     DB_SLOW_QUERIES,
     DB_N_PLUS_ONE,
     CACHE_OPERATIONS,
+    WORKER_BUSY,
+    QUEUE_TIME_REJECTED,
     PROCESS_CPU,
     PROCESS_RSS,
     PROCESS_VIRTUAL,
@@ -69,3 +82,23 @@ CACHE_RESULT: Final = "django_cache_result"
 
 CPU_MODE: Final = "type"
 GC_GENERATION: Final = "cpython_gc_generation"
+REJECTED_REASON: Final = "reason"
+
+# The load balancer's own series: HAProxy's built-in Prometheus exporter, scraped directly
+# (not through the collector). Fleetscope's convention (docs/capacity.md): the backend is
+# named after the service (`job`) and each server after its node (`host_name`), so the
+# dashboards' $service and $node variables select balancer series too.
+BALANCER_BACKEND_QUEUE: Final = "haproxy_backend_current_queue"
+BALANCER_SERVER_QUEUE: Final = "haproxy_server_current_queue"
+BALANCER_SERVER_SESSIONS: Final = "haproxy_server_current_sessions"
+BALANCER_SERVER_RESPONSES: Final = "haproxy_server_http_responses_total"
+BALANCER_SERVER_RESPONSE_TIME: Final = "haproxy_server_response_time_average_seconds"
+BALANCER_SERIES: Final = (
+    BALANCER_BACKEND_QUEUE,
+    BALANCER_SERVER_QUEUE,
+    BALANCER_SERVER_SESSIONS,
+    BALANCER_SERVER_RESPONSES,
+    BALANCER_SERVER_RESPONSE_TIME,
+)
+BALANCER_BACKEND: Final = "proxy"
+BALANCER_SERVER: Final = "server"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import yaml
 
 from . import metrics as m
-from .queries import Selector, quantile, rate, ratio, stopped
+from .queries import Selector, gauge, quantile, rate, ratio, stopped
 
 RULES_FILE_NAME = "fleetscope-rules.yml"
 
@@ -17,6 +17,9 @@ ROUTE_MIN_REQUESTS_PER_SECOND = 0.1
 ERROR_RATIO = 0.05
 CACHE_HIT_RATIO_DROP = 0.75  # alert below this fraction of the 6 h hit ratio
 SLOW_QUERIES_PER_SECOND = 0.2
+QUEUE_TIME_P95_SECONDS = 0.1  # requests waiting this long for a worker, sustained
+QUEUE_MIN_REQUESTS_PER_SECOND = 0.1
+WORKER_UTILIZATION = 0.85  # busy workers / workers on a node, sustained
 STOPPED_WINDOW = "1h"
 
 # Rules see every series; no dashboard variables here.
@@ -27,6 +30,7 @@ CACHE_HITS = EVERYTHING.where(**{m.CACHE_RESULT: "hit"})
 CACHE_LOOKUPS = EVERYTHING.matching(**{m.CACHE_RESULT: "hit|miss"})
 
 REQUESTS = f"{m.REQUEST_DURATION}_count"
+QUEUED = f"{m.QUEUE_TIME}_count"
 
 
 @dataclass(frozen=True)
@@ -56,9 +60,18 @@ def _hit_ratio(window: str) -> str:
     )
 
 
+def _node_utilization(window: str) -> str:
+    node = (m.SERVICE, m.NODE)
+    return ratio(
+        rate(m.WORKER_BUSY, EVERYTHING, node, window),
+        gauge(m.WORKER_BUSY, EVERYTHING, node, "count"),
+    )
+
+
 def alerts() -> list[Alert]:
     route = (m.SERVICE, m.ROUTE)
     service = (m.SERVICE,)
+    node = (m.SERVICE, m.NODE)
     error_ratio = ratio(
         rate(REQUESTS, SERVER_ERRORS, service, "5m"), rate(REQUESTS, EVERYTHING, service, "5m")
     )
@@ -114,6 +127,30 @@ def alerts() -> list[Alert]:
             "Statement fingerprint {{ $labels.django_db_fingerprint }} in {{ $labels.job }} "
             f"exceeded the slow-query threshold more than {SLOW_QUERIES_PER_SECOND} times per "
             "second for 10 minutes; see the Slow queries dashboard for its text.",
+        ),
+        Alert(
+            "FleetscopeRequestsQueueing",
+            f"{quantile(0.95, m.QUEUE_TIME, EVERYTHING, node, '5m')} > {QUEUE_TIME_P95_SECONDS}"
+            f" and {rate(QUEUED, EVERYTHING, node, '5m')} > {QUEUE_MIN_REQUESTS_PER_SECOND}",
+            "10m",
+            "warning",
+            "Requests queue {{ $value | humanizeDuration }} (p95) before a worker of "
+            "{{ $labels.host_name }} takes them",
+            f"The 95th percentile queue time of {{{{ $labels.host_name }}}} in "
+            f"{{{{ $labels.job }}}} has been above {QUEUE_TIME_P95_SECONDS:g}s for 10 minutes: "
+            "its workers cannot keep up. With high utilization, add nodes or workers; see the "
+            "Capacity dashboard.",
+        ),
+        Alert(
+            "FleetscopeWorkersSaturated",
+            f"{_node_utilization('5m')} > {WORKER_UTILIZATION}",
+            "10m",
+            "warning",
+            "Workers of {{ $labels.host_name }} are busy {{ $value | humanizePercentage }} "
+            "of the time",
+            f"The workers of {{{{ $labels.host_name }}}} in {{{{ $labels.job }}}} have been busy "
+            f"more than {WORKER_UTILIZATION:.0%} of the time for 10 minutes: requests will "
+            "queue at the next peak. See the Capacity dashboard for queue time and headroom.",
         ),
     ]
 

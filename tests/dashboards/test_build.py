@@ -12,7 +12,13 @@ import pytest
 from fleetscope.dashboards.build import GENERATED_DIR, build, dashboard_models, rendered_files
 from fleetscope.dashboards.check import iter_queries
 
-EXPECTED_UIDS = {"fleetscope-fleet", "fleetscope-db", "fleetscope-cache", "fleetscope-node"}
+EXPECTED_UIDS = {
+    "fleetscope-fleet",
+    "fleetscope-db",
+    "fleetscope-cache",
+    "fleetscope-node",
+    "fleetscope-capacity",
+}
 
 
 def _panels(model: dict[str, Any]) -> list[dict[str, Any]]:
@@ -117,6 +123,14 @@ def test_dashboards_link_to_each_other(models: list[dict[str, Any]]) -> None:
     fleet = json.dumps(_by_uid(models, "fleetscope-fleet"))
     assert "/d/fleetscope-node/" in fleet and "var-node=${__field.labels.host_name}" in fleet
     assert "/d/fleetscope-db/" in fleet and "var-route=${__value.raw:percentencode}" in fleet
+    capacity = [
+        link
+        for link in _by_uid(models, "fleetscope-fleet")["links"]
+        if link.get("title") == "Capacity"
+    ]
+    assert [(c["url"], c["keepTime"], c["includeVars"]) for c in capacity] == [
+        ("/d/fleetscope-capacity/", True, True)
+    ]
 
 
 def _column_links(panel: dict[str, Any], header: str) -> list[str]:

@@ -20,6 +20,7 @@ def test_build_writes_dashboards_and_rules_into_out(tmp_path: Path) -> None:
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
         "fleetscope-cache.json",
+        "fleetscope-capacity.json",
         "fleetscope-db.json",
         "fleetscope-fleet.json",
         "fleetscope-node.json",
@@ -59,4 +60,11 @@ def test_substitute_follows_grafana_interpolation() -> None:
     expr = 'rate(x{job=~"$service", host_name=~"${node:regex}"}[$__rate_interval]) [$__range]'
     assert substitute(expr, {"node": "node-2"}, rate_interval="2m", range_="6h") == (
         'rate(x{job=~".*", host_name=~"node-2"}[2m]) [6h]'
+    )
+
+
+def test_substitute_leaves_label_replace_capture_groups_alone() -> None:
+    expr = 'label_replace(x{server=~"$node"}, "host_name", "$1", "server", "(.*)")'
+    assert substitute(expr, {"node": "node-2"}) == (
+        'label_replace(x{server=~"node-2"}, "host_name", "$1", "server", "(.*)")'
     )

@@ -13,7 +13,13 @@ from fleetscope.dashboards.push import PushError, folder_uid_for, push_dashboard
 from tests.dashboards.fake_grafana import FakeGrafana
 
 TOKEN = "fleetscope-test-token"
-UIDS = {"fleetscope-fleet", "fleetscope-db", "fleetscope-cache", "fleetscope-node"}
+UIDS = {
+    "fleetscope-fleet",
+    "fleetscope-db",
+    "fleetscope-cache",
+    "fleetscope-node",
+    "fleetscope-capacity",
+}
 
 
 def test_push_creates_the_folder_and_every_dashboard_in_it(grafana: FakeGrafana) -> None:

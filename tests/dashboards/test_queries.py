@@ -104,3 +104,15 @@ def test_no_expression_uses_syntax_prometheus_3_removed() -> None:
     for expr in exprs:
         for pattern in PROMETHEUS_3_DENYLIST:
             assert not pattern.search(expr), f"{pattern.pattern} in {expr}"
+
+
+def test_balancer_series_are_scoped_by_service_and_node_through_proxy_and_server() -> None:
+    checked = 0
+    for query in iter_queries(dashboard_models()):
+        for match in re.finditer(r"\b(haproxy_[a-z_]+)(\{[^}]*\})?", query.expr):
+            checked += 1
+            matchers = match.group(2) or ""
+            assert 'proxy=~"$service"' in matchers, f"{query.panel_title}: {match.group(1)}"
+            if match.group(1).startswith("haproxy_server_"):
+                assert 'server=~"$node"' in matchers, f"{query.panel_title}: {match.group(1)}"
+    assert checked >= 5
