@@ -27,6 +27,7 @@ from .launcher import (
     DemoLauncher,
     DemoOptions,
     Terminated,
+    balanced_workers,
     generated_dir,
     provisioning_dir,
 )
@@ -98,10 +99,39 @@ def _uninterruptible() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous_term)
 
 
+def int_list(value: str, option: str) -> tuple[int, ...]:
+    """ "4,2,1" -> (4, 2, 1), with an error naming the option."""
+    try:
+        numbers = tuple(int(part) for part in value.replace(" ", "").split(","))
+    except ValueError:
+        raise FleetscopeError(
+            f"{option} takes a number or a comma-separated list of numbers (e.g. 4,2,1), "
+            f"not {value!r}."
+        ) from None
+    return numbers
+
+
+def node_workers(workers: str | None, nodes: int, balanced: bool) -> tuple[int, tuple[int, ...]]:
+    """(workers, per-node workers) from `--workers`: one number for all nodes, a list of one
+    per node, or by default 2 each, or 3…2,1 behind the balancer."""
+    if workers is None:
+        return (2, ()) if not balanced else (2, balanced_workers(nodes))
+    numbers = int_list(workers, "--workers")
+    if len(numbers) == 1:
+        return numbers[0], ()
+    return max(numbers), numbers
+
+
 @app.command()
 def up(
     nodes: Annotated[int, typer.Option(help="Gunicorn nodes (node-1 … node-N).")] = 3,
-    workers: Annotated[int, typer.Option(help="Gunicorn workers per node.")] = 2,
+    workers: Annotated[
+        str | None,
+        typer.Option(
+            help="Gunicorn workers: one number for every node, or one per node (4,2,1). "
+            "Default: 2, or 3…3,2,1 behind the balancer so the nodes saturate differently."
+        ),
+    ] = None,
     duration: Annotated[
         int | None,
         typer.Option(
@@ -111,9 +141,20 @@ def up(
     users: Annotated[
         int | None,
         typer.Option(
-            help="Locust users over all nodes, split N:…:2:1 so the nodes carry different "
-            "load. Default: N*(N+1)."
+            help="Locust users: all through the balancer, or without it split N:…:2:1 over "
+            "the nodes. Default: N*(N+1)."
         ),
+    ] = None,
+    balancer: Annotated[
+        bool,
+        typer.Option(
+            help="Put HAProxy in front of the nodes (stamps X-Request-Start; locust loads it). "
+            "--no-balancer loads each node directly."
+        ),
+    ] = True,
+    weights: Annotated[
+        str | None,
+        typer.Option(help="The balancer's weight of each node, e.g. 3,2,1. Default: all equal."),
     ] = None,
     db: Annotated[
         DatabaseChoice,
@@ -138,6 +179,12 @@ def up(
         int, typer.Option(help="node-i listens on base-port + i - 1.", rich_help_panel=PORTS)
     ] = 8001,
     prometheus_port: Annotated[int, typer.Option(rich_help_panel=PORTS)] = 9090,
+    balancer_port: Annotated[
+        int, typer.Option(help="Where the balancer takes requests.", rich_help_panel=PORTS)
+    ] = 8000,
+    balancer_metrics_port: Annotated[
+        int, typer.Option(help="The balancer's Prometheus exporter.", rich_help_panel=PORTS)
+    ] = 8404,
     otlp_grpc_port: Annotated[int, typer.Option(rich_help_panel=PORTS)] = 4317,
     otlp_http_port: Annotated[int, typer.Option(rich_help_panel=PORTS)] = 4318,
     collector_health_port: Annotated[int, typer.Option(rich_help_panel=PORTS)] = 13133,
@@ -155,10 +202,21 @@ def up(
         float, typer.Option(help="Share of requests traced.", rich_help_panel=TUNING)
     ] = 0.1,
 ) -> None:
-    """Start collector, Prometheus, the shop's nodes and load; report when the load ends."""
+    """Start collector, Prometheus, the shop's nodes behind a load balancer, and load; report
+    when the load ends."""
+    try:
+        worker_count, per_node = node_workers(workers, nodes, balancer)
+        node_weights = int_list(weights, "--weights") if weights is not None else ()
+    except FleetscopeError as exc:
+        raise _fail(exc) from None
     options = DemoOptions(
         nodes=nodes,
-        workers=workers,
+        workers=worker_count,
+        node_workers=per_node,
+        balancer=balancer,
+        weights=node_weights,
+        balancer_port=balancer_port,
+        balancer_metrics_port=balancer_metrics_port,
         duration_s=duration,
         users=users,
         db=db.value,

@@ -149,8 +149,14 @@ def test_up_refuses_a_taken_port_with_exit_code_2_and_starts_nothing(
     ("args", "option"),
     [
         (["--nodes", "0"], "--nodes"),
-        (["--nodes", "3", "--users", "2"], "--users"),
+        (["--nodes", "3", "--users", "2", "--no-balancer"], "--users"),
+        (["--users", "0"], "--users"),
         (["--workers", "0"], "--workers"),
+        (["--nodes", "3", "--workers", "2,1"], "--workers"),
+        (["--workers", "2,x"], "--workers"),
+        (["--nodes", "2", "--weights", "3"], "--weights"),
+        (["--nodes", "2", "--weights", "1,300"], "--weights"),
+        (["--nodes", "2", "--weights", "2,1", "--no-balancer"], "--weights"),
         (["--duration", "0"], "--duration"),
     ],
 )
