@@ -302,6 +302,12 @@ def _node_command(services: dict[str, Any], node: str) -> list[str]:
     return [str(arg) for arg in services[node]["command"]]
 
 
+def _found(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    assert match is not None, pattern
+    return match[1]
+
+
 def _haproxy_servers() -> dict[str, str]:
     """server name -> host:port in the compose balancer's backend."""
     return dict(re.findall(r"^\s*server (\S+) (\S+)", HAPROXY_CFG.read_text(), re.MULTILINE))
@@ -314,7 +320,7 @@ def test_locust_loads_the_balancer_which_spreads_over_every_node(
         entry.split("=") for entry in services["locust"]["environment"]["LOCUST_TARGETS"].split()
     )
     balancer = services["balancer"]
-    front = int(re.search(r"frontend fleet\n\s*bind :(\d+)", HAPROXY_CFG.read_text())[1])
+    front = int(_found(r"frontend fleet\n\s*bind :(\d+)", HAPROXY_CFG.read_text()))
 
     assert list(targets) == [f"balancer:{front}"]
     assert services["locust"]["depends_on"] == ["balancer"]
@@ -333,7 +339,7 @@ def test_the_balancer_follows_fleetscopes_naming_and_stamps_requests(
 ) -> None:
     config = HAPROXY_CFG.read_text()
     settings = (REPO / "demo_fleet" / "settings.py").read_text()
-    service_name = re.search(r'"SERVICE_NAME": "([^"]+)"', settings)[1]
+    service_name = _found(r'"SERVICE_NAME": "([^"]+)"', settings)
 
     assert f"backend {service_name}" in config
     assert set(_haproxy_servers()) == {
@@ -362,7 +368,7 @@ def test_haproxy_accepts_the_compose_balancer_config() -> None:
 def test_prometheus_scrapes_the_balancers_exporter() -> None:
     config = _yaml(REPO / "demo_fleet" / "compose" / "prometheus.yml")
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    exporter = int(re.search(r"frontend prometheus\n\s*bind :(\d+)", HAPROXY_CFG.read_text())[1])
+    exporter = int(_found(r"frontend prometheus\n\s*bind :(\d+)", HAPROXY_CFG.read_text()))
 
     assert jobs["haproxy"]["static_configs"][0]["targets"] == [f"balancer:{exporter}"]
     assert "honor_labels" not in jobs["haproxy"]
