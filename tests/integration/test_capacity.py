@@ -147,7 +147,9 @@ def _column(fleet: Fleet, header_ref: str) -> dict[str, float]:
             query.ref_id,
         ) == ("fleetscope-capacity", "Nodes: traffic, queue time and utilization", header_ref):
             expr = substitute(query.expr, {"service": SERVICE}, rate_interval="1m", range_=window)
-            return {s["metric"]["host_name"]: float(s["value"][1]) for s in fleet.stack.query(expr)}
+            return {
+                s["metric"]["host_name"]: float(s["value"][1]) for s in fleet.stack.query(expr, at)
+            }
     raise AssertionError(f"no column {header_ref}")
 
 
