@@ -60,18 +60,25 @@ def _hit_ratio(window: str) -> str:
     )
 
 
-def _node_utilization(window: str) -> str:
-    node = (m.SERVICE, m.NODE)
+NODE = (m.SERVICE, m.NODE)
+
+
+def node_utilization(window: str) -> str:
+    """What FleetscopeWorkersSaturated compares with its threshold: busy workers / workers."""
     return ratio(
-        rate(m.WORKER_BUSY, EVERYTHING, node, window),
-        gauge(m.WORKER_BUSY, EVERYTHING, node, "count"),
+        rate(m.WORKER_BUSY, EVERYTHING, NODE, window),
+        gauge(m.WORKER_BUSY, EVERYTHING, NODE, "count"),
     )
+
+
+def node_queue_time_p95(window: str) -> str:
+    """What FleetscopeRequestsQueueing compares with its threshold."""
+    return quantile(0.95, m.QUEUE_TIME, EVERYTHING, NODE, window)
 
 
 def alerts() -> list[Alert]:
     route = (m.SERVICE, m.ROUTE)
     service = (m.SERVICE,)
-    node = (m.SERVICE, m.NODE)
     error_ratio = ratio(
         rate(REQUESTS, SERVER_ERRORS, service, "5m"), rate(REQUESTS, EVERYTHING, service, "5m")
     )
@@ -130,8 +137,8 @@ def alerts() -> list[Alert]:
         ),
         Alert(
             "FleetscopeRequestsQueueing",
-            f"{quantile(0.95, m.QUEUE_TIME, EVERYTHING, node, '5m')} > {QUEUE_TIME_P95_SECONDS}"
-            f" and {rate(QUEUED, EVERYTHING, node, '5m')} > {QUEUE_MIN_REQUESTS_PER_SECOND}",
+            f"{node_queue_time_p95('5m')} > {QUEUE_TIME_P95_SECONDS}"
+            f" and {rate(QUEUED, EVERYTHING, NODE, '5m')} > {QUEUE_MIN_REQUESTS_PER_SECOND}",
             "10m",
             "warning",
             "Requests queue {{ $value | humanizeDuration }} (p95) before a worker of "
@@ -143,7 +150,7 @@ def alerts() -> list[Alert]:
         ),
         Alert(
             "FleetscopeWorkersSaturated",
-            f"{_node_utilization('5m')} > {WORKER_UTILIZATION}",
+            f"{node_utilization('5m')} > {WORKER_UTILIZATION}",
             "10m",
             "warning",
             "Workers of {{ $labels.host_name }} are busy {{ $value | humanizePercentage }} "

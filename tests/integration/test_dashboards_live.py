@@ -1,7 +1,9 @@
-"""Every dashboard query against the live Prometheus fed by two real nodes with unequal load."""
+"""Every dashboard query against the live Prometheus fed by two real nodes with unequal load,
+behind the real HAProxy for the Capacity dashboard's series."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,7 +13,14 @@ import pytest
 from fleetscope.dashboards.build import dashboard_models
 from fleetscope.dashboards.check import check_all, iter_queries, substitute
 
-from .stack import LocalStack, Node, eventually, seed_books, start_gunicorn_node
+from .stack import (
+    LocalStack,
+    Node,
+    eventually,
+    seed_books,
+    start_balancer,
+    start_gunicorn_node,
+)
 
 SERVICE = "dash-fleet"
 VARIABLES = {"service": SERVICE}
@@ -30,6 +39,29 @@ ROUND = [
     "/local-cache/",
 ]
 ROUNDS = {"node-a": 4, "node-b": 2}
+CAPACITY = "fleetscope-capacity"
+# Capacity series in each phase: requests through the balancer (stamped with X-Request-Start,
+# split round-robin) and one request with a stamp from the future, straight to node-a (the
+# balancer would replace the stamp).
+BALANCED = {"warm": 2, "run": 4}
+SKEWED_NODE = "node-a"
+
+
+def _through_balancer(url: str, count: int) -> None:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(count):
+            assert client.get("/hello/").status_code == 200
+
+
+def _skewed(node: Node) -> None:
+    future = f"t={int((time.time() + 60) * 1e6)}"
+    response = httpx.get(f"{node.url}/hello/", headers={"X-Request-Start": future}, timeout=30)
+    assert response.status_code == 200
+
+
+def _extra(node: str, phases: tuple[str, ...]) -> int:
+    """Requests of the capacity traffic a node served in `phases` (round-robin: half each)."""
+    return sum(BALANCED[p] // 2 + (node == SKEWED_NODE) for p in phases)
 
 
 def _play(node: Node, rounds: int, tag: str) -> None:
@@ -54,6 +86,7 @@ def _sees(stack: LocalStack, node: str, count: int) -> Callable[[], bool]:
 @pytest.fixture(scope="module")
 def fleet(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
     nodes: list[Node] = []
+    balancer = None
     try:
         for name in ROUNDS:
             workdir = tmp_path_factory.mktemp(name)
@@ -70,22 +103,32 @@ def fleet(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 )
             )
             seed_books(workdir)
+        url, balancer = start_balancer(
+            stack, tmp_path_factory.mktemp("haproxy"), SERVICE, list(nodes)
+        )
+        by_name = {node.name: node for node in nodes}
         # Warm-up: every series exists in Prometheus before the measured traffic, so rate()
         # sees the measured increase (a series' first sample carries no increase).
         for node in nodes:
             _play(node, 1, "warm")
+        _through_balancer(url, BALANCED["warm"])
+        _skewed(by_name[SKEWED_NODE])
         for node in nodes:
-            eventually(_sees(stack, node.name, len(ROUND)), what=f"warm-up of {node.name}")
-        import time
-
+            total = len(ROUND) + _extra(node.name, ("warm",))
+            eventually(_sees(stack, node.name, total), what=f"warm-up of {node.name}")
         time.sleep(3)  # a few more scrapes of the warm-up values
         for node in nodes:
             _play(node, ROUNDS[node.name], "run")
+        _through_balancer(url, BALANCED["run"])
+        _skewed(by_name[SKEWED_NODE])
         for node in nodes:
-            total = (1 + ROUNDS[node.name]) * len(ROUND)
+            total = (1 + ROUNDS[node.name]) * len(ROUND) + _extra(node.name, ("warm", "run"))
             eventually(_sees(stack, node.name, total), what=f"{total} requests of {node.name}")
+        time.sleep(3)  # the balancer's exporter is scraped with the final counts
         yield nodes
     finally:
+        if balancer is not None:
+            balancer.stop()
         for node in nodes:
             node.process.stop()
 
@@ -176,3 +219,35 @@ def test_requests_per_node_separates_unequal_loads(stack: LocalStack, fleet: lis
     }
     assert set(rates) == set(ROUNDS)
     assert rates["node-a"] > rates["node-b"] > 0
+
+
+def test_capacity_panels_show_both_nodes_behind_the_balancer(
+    stack: LocalStack, fleet: list[Node]
+) -> None:
+    title = "Nodes: traffic, queue time and utilization"
+    columns = {
+        ref: {
+            s["metric"]["host_name"]: float(s["value"][1])
+            for s in _panel(stack, CAPACITY, title, ref)
+        }
+        for ref in "ACEF"  # share of traffic, queue p50, utilization, workers
+    }
+
+    assert columns["A"] == pytest.approx({"node-a": 0.5, "node-b": 0.5}, abs=0.01)
+    assert set(columns["C"]) == set(ROUNDS)  # stamped requests reached both nodes
+    assert all(0 < u < 1 for u in columns["E"].values())
+    assert columns["F"] == {"node-a": 1.0, "node-b": 1.0}
+    rejected = _panel(stack, CAPACITY, "Rejected queue-time stamps")
+    assert [(s["metric"]["host_name"], s["metric"]["reason"]) for s in rejected] == [
+        (SKEWED_NODE, "future")
+    ]
+
+
+def test_the_capacity_alerts_measure_the_live_fleet(stack: LocalStack, fleet: list[Node]) -> None:
+    from fleetscope.dashboards.rules import node_queue_time_p95, node_utilization
+
+    for expr in (node_queue_time_p95("5m"), node_utilization("5m")):
+        nodes = {
+            s["metric"]["host_name"] for s in stack.query(expr) if s["metric"]["job"] == SERVICE
+        }
+        assert nodes == set(ROUNDS), expr
