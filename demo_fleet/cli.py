@@ -33,6 +33,8 @@ from .launcher import (
 )
 from .progress import DemoDisplay
 from .report import collect_report, render_report, requests_seen
+from .scaletest import DEFAULT_STEPS, ScaleTestOptions, run_scale_test
+from .scaletest_report import render_scale_test
 from .state import LoadWindow, is_alive, load_state, remove_state, stop_components
 
 app = typer.Typer(
@@ -45,6 +47,7 @@ out_console = Console(soft_wrap=False)
 err_console = Console(stderr=True)
 
 DEFAULT_WORKDIR = Path(".fleetscope/demo")
+DEFAULT_SCALE_WORKDIR = Path(".fleetscope/scale-test")
 DEFAULT_PROMETHEUS = "http://127.0.0.1:9090"
 DEFAULT_REPORT_WINDOW = "5m"
 # How long `down` lets a running `up` stop its own processes before stopping them itself.
@@ -402,3 +405,72 @@ def down(workdir: WorkdirOption = DEFAULT_WORKDIR) -> None:
     remove_state(state)
     names = ", ".join(c.name for c in running) or "none were still running"
     out_console.print(f"Stopped the demo in {workdir}: {names}.", highlight=False)
+
+
+@app.command("scale-test")
+def scale_test(
+    nodes: Annotated[int, typer.Option(help="Identical nodes behind the balancer.")] = 2,
+    workers: Annotated[int, typer.Option(help="Gunicorn workers per node.")] = 2,
+    steps: Annotated[str, typer.Option(help="Users per node at each step, increasing.")] = ",".join(
+        str(s) for s in DEFAULT_STEPS
+    ),
+    step_seconds: Annotated[int, typer.Option(help="Length of every step.")] = 40,
+    warmup_seconds: Annotated[
+        int, typer.Option(help="Left out of each step's measurement (ramp, pipeline lag).")
+    ] = 12,
+    think_ms: Annotated[
+        int,
+        typer.Option(help="Each user's pause between requests (0: back to back)."),
+    ] = 100,
+    current_rps: Annotated[
+        float | None,
+        typer.Option(
+            help="The fleet's usual requests/s, for the headroom figure. Default: the first "
+            "step's throughput."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Where scale-test.json and .png go. Default: --workdir.")
+    ] = None,
+    workdir: Annotated[
+        Path, typer.Option(help="The fleet's state, logs and data.")
+    ] = DEFAULT_SCALE_WORKDIR,
+    keep: Annotated[bool, typer.Option(help="Leave the fleet running afterwards.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Step the load on a demo fleet behind HAProxy, read throughput and latency per step from
+    Prometheus, fit the Universal Scalability Law: σ, κ, λ, peak, headroom, a plot."""
+    began = time.monotonic()
+    try:
+        options = ScaleTestOptions(
+            nodes=nodes,
+            workers=workers,
+            steps=int_list(steps, "--steps"),
+            step_s=step_seconds,
+            warmup_s=warmup_seconds,
+            think_ms=think_ms,
+            workdir=workdir,
+            out=out,
+            current_rps=current_rps,
+            keep=keep,
+        )
+        options.validate()
+    except FleetscopeError as exc:
+        raise _fail(exc) from None
+    display = DemoDisplay(err_console)
+    with _sigterm_raises():
+        try:
+            with display:
+                result = run_scale_test(options, display)
+        except (Terminated, KeyboardInterrupt):
+            err_console.print("Interrupted: the fleet was stopped.")
+            raise typer.Exit(130) from None
+        except FleetscopeError as exc:
+            raise _fail(exc) from None
+    elapsed = time.monotonic() - began
+    if json_output:
+        print(json.dumps({**result.to_dict(), "command_s": elapsed}, indent=2))
+    else:
+        render_scale_test(result, out_console, elapsed)
+    if result.fit is None:
+        raise typer.Exit(1)
