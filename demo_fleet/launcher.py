@@ -344,6 +344,11 @@ class DemoLauncher:
             )
         )
 
+    def add_process(self, name: str, role: str, process: ManagedProcess, endpoint: str) -> None:
+        """Record a process started beside the launcher (the scale test's locust), so that
+        `stop()` and `fleetscope demo down` stop it like every other."""
+        self._record(name, role, process, endpoint)
+
     def _start_collector(self, plan: PortPlan) -> None:
         settings = CollectorSettings(ports=plan.collector, workdir=self.workdir / "collector")
         settings.traces_file.unlink(missing_ok=True)

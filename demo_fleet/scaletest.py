@@ -200,7 +200,7 @@ def start_steps(launcher: DemoLauncher, options: ScaleTestOptions, log: Path) ->
         env=env,
         cwd=launcher.workdir,
     ).start()
-    launcher._record("locust-scale-test", "load", process, launcher.balancer.url)
+    launcher.add_process("locust-scale-test", "load", process, launcher.balancer.url)
     return process
 
 
