@@ -293,8 +293,8 @@ class BusyTimeInstrument(Instrument):
         self._last = now
         if self.in_flight == 0:
             self._since = now
+            self._used = True
         self.in_flight += 1
-        self._used = True
 
     def _leave(self, now: float) -> None:
         if self.in_flight <= 0:  # a request that began before a reset (fork, tests)
@@ -367,15 +367,33 @@ class InFlightInstrument(SumInstrument):
         super().__init__(name, unit, description, attributes, lock, monotonic=False)
         self.busy = busy
 
+    # BusyTimeInstrument._enter/_leave inlined: these run twice per request.
     def enter(self, key: Key, now: float) -> None:
         with self._lock:
-            self._values[key] = self._values.get(key, 0) + 1
-            self.busy._enter(now)
+            values = self._values
+            values[key] = values.get(key, 0) + 1
+            busy = self.busy
+            if now < busy._last:
+                now = busy._last
+            busy._last = now
+            if busy.in_flight == 0:
+                busy._since = now
+                busy._used = True
+            busy.in_flight += 1
 
     def leave(self, key: Key, now: float) -> None:
         with self._lock:
-            self._values[key] = self._values.get(key, 0) - 1
-            self.busy._leave(now)
+            values = self._values
+            values[key] = values.get(key, 0) - 1
+            busy = self.busy
+            if busy.in_flight <= 0:
+                return
+            if now < busy._last:
+                now = busy._last
+            busy._last = now
+            busy.in_flight -= 1
+            if busy.in_flight == 0:
+                busy._busy += now - busy._since
 
 
 class InfoInstrument(Instrument):
