@@ -33,7 +33,7 @@ console = Console(stderr=True)
 # Export threads: the most specific phase present anywhere in the stack.
 EXPORT_PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("sending (HTTP)", ("/requests/", "/urllib3/", "/http/client", "/socket.py", "/ssl.py")),
-    ("OTLP encoding", ("/otlp/proto/common/", "/google/protobuf/")),
+    ("OTLP encoding", ("/otlp/proto/common/", "/google/protobuf/", "/telemetry/otlp.py")),
     ("span materialization", ("/telemetry/spans.py",)),
     ("process metrics", ("/system_metrics/", "/psutil/")),
     ("metric collection (Fleetscope)", ("/telemetry/",)),
@@ -94,7 +94,8 @@ class Profile:
 
 def role(thread: str) -> str:
     name = thread.split(": ", 1)[-1]
-    if name.startswith("OtelBatchSpan"):
+    if name.startswith("OtelBatchSpan") or name.startswith("fleetscope-export"):
+        # Fleetscope's one export thread sends spans and metrics: counted here.
         return "span export"
     if name.startswith("OtelPeriodicExportingMetricReader"):
         return "metric export"

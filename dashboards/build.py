@@ -16,6 +16,7 @@ from .database import database_dashboard
 from .fleet import fleet_dashboard
 from .node import node_dashboard
 from .rules import RULES_FILE_NAME, render_rules
+from .tasks import tasks_dashboard
 
 GENERATED_DIR = Path(__file__).resolve().parent / "generated"
 PROVISIONING_DIR = Path(__file__).resolve().parent / "provisioning"
@@ -26,6 +27,7 @@ DASHBOARDS: tuple[Callable[[], Dashboard], ...] = (
     cache_dashboard,
     node_dashboard,
     capacity_dashboard,
+    tasks_dashboard,
 )
 
 

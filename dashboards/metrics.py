@@ -32,12 +32,25 @@ PROCESS_THREADS: Final = "process_thread_count"
 PROCESS_OPEN_FDS: Final = "process_open_file_descriptor_count"
 GC_COLLECTIONS: Final = "cpython_gc_collections_total"
 
+# Celery tasks (docs/tasks.md).
+TASK_DURATION: Final = "celery_task_duration_seconds"
+TASK_QUEUE_WAIT: Final = "celery_task_queue_wait_seconds"
+DB_QUERIES_PER_TASK: Final = "django_db_queries_per_task"
+TASKS_PUBLISHED: Final = "celery_task_published_total"
+TASK_RETRIES: Final = "celery_task_retries_total"
+TASK_FAILURES: Final = "celery_task_failures_total"
+TASK_QUEUE_WAIT_DROPPED: Final = "celery_task_queue_wait_dropped_total"
+QUEUE_DEPTH: Final = "celery_queue_depth"
+
 HISTOGRAMS: Final = (
     REQUEST_DURATION,
     DB_DURATION,
     DB_QUERIES_PER_REQUEST,
     CACHE_DURATION,
     QUEUE_TIME,
+    TASK_DURATION,
+    TASK_QUEUE_WAIT,
+    DB_QUERIES_PER_TASK,
 )
 SERIES: Final = (
     *(f"{h}_{suffix}" for h in HISTOGRAMS for suffix in ("bucket", "sum", "count")),
@@ -54,11 +67,18 @@ SERIES: Final = (
     PROCESS_THREADS,
     PROCESS_OPEN_FDS,
     GC_COLLECTIONS,
+    TASKS_PUBLISHED,
+    TASK_RETRIES,
+    TASK_FAILURES,
+    TASK_QUEUE_WAIT_DROPPED,
+    QUEUE_DEPTH,
 )
 
 # Every request is counted, so this series exists for every worker that served
 # traffic and is re-exported on every interval: the fleet's heartbeat.
 HEARTBEAT: Final = f"{REQUEST_DURATION}_count"
+# The same for task runs: every worker process that ran a task.
+TASK_HEARTBEAT: Final = f"{TASK_DURATION}_count"
 
 # Node identity labels.
 SERVICE: Final = "job"
@@ -79,6 +99,11 @@ QUERY_TEXT: Final = "db_query_text"
 CACHE_ALIAS: Final = "django_cache_alias"
 CACHE_OPERATION: Final = "django_cache_operation"
 CACHE_RESULT: Final = "django_cache_result"
+
+TASK: Final = "celery_task_name"
+TASK_OUTCOME: Final = "celery_task_outcome"
+QUEUE: Final = "messaging_destination_name"
+ERROR_TYPE: Final = "error_type"
 
 CPU_MODE: Final = "type"
 GC_GENERATION: Final = "cpython_gc_generation"

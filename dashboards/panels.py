@@ -28,6 +28,7 @@ DATABASE_UID = "fleetscope-db"
 CACHE_UID = "fleetscope-cache"
 NODE_UID = "fleetscope-node"
 CAPACITY_UID = "fleetscope-capacity"
+TASKS_UID = "fleetscope-tasks"
 
 TAG = "fleetscope"
 SILK_BASE_URL = "http://127.0.0.1:8001"

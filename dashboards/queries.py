@@ -18,6 +18,8 @@ VARIABLE_LABELS: dict[str, str] = {
     "node": m.NODE,
     "instance": m.WORKER,
     "route": m.ROUTE,
+    "task": m.TASK,
+    "queue": m.QUEUE,
 }
 
 RATE_WINDOW = "$__rate_interval"

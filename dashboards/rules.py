@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import yaml
 
 from . import metrics as m
-from .queries import Selector, gauge, quantile, rate, ratio, stopped
+from .queries import Selector, aggregate, gauge, quantile, rate, ratio, stopped
 
 RULES_FILE_NAME = "fleetscope-rules.yml"
 
@@ -21,6 +21,13 @@ QUEUE_TIME_P95_SECONDS = 0.1  # requests waiting this long for a worker, sustain
 QUEUE_MIN_REQUESTS_PER_SECOND = 0.1
 WORKER_UTILIZATION = 0.85  # busy workers / workers on a node, sustained
 STOPPED_WINDOW = "1h"
+# Celery tasks.
+QUEUE_DEPTH_MIN = 100  # a growing queue alerts only past this many waiting messages
+QUEUE_GROWTH_WINDOW = "15m"
+QUEUE_WAIT_P95_SECONDS = 60.0
+QUEUE_WAIT_RISE = 2.0  # ... and at least this multiple of its 6 h p95
+TASK_FAILURE_RATIO = 0.1
+TASK_MIN_RUNS_PER_SECOND = 0.01
 
 # Rules see every series; no dashboard variables here.
 EVERYTHING = Selector()
@@ -31,6 +38,11 @@ CACHE_LOOKUPS = EVERYTHING.matching(**{m.CACHE_RESULT: "hit|miss"})
 
 REQUESTS = f"{m.REQUEST_DURATION}_count"
 QUEUED = f"{m.QUEUE_TIME}_count"
+TASK_RUNS = f"{m.TASK_DURATION}_count"
+TASK_WORK = EVERYTHING.excluding(**{m.TASK: ""})
+TASK_FAILED = TASK_WORK.where(**{m.TASK_OUTCOME: "failure"})
+BY_QUEUE = (m.SERVICE, m.QUEUE)
+BY_TASK = (m.SERVICE, m.TASK)
 
 
 @dataclass(frozen=True)
@@ -158,6 +170,85 @@ def alerts() -> list[Alert]:
             f"The workers of {{{{ $labels.host_name }}}} in {{{{ $labels.job }}}} have been busy "
             f"more than {WORKER_UTILIZATION:.0%} of the time for 10 minutes: requests will "
             "queue at the next peak. See the Capacity dashboard for queue time and headroom.",
+        ),
+        *task_alerts(),
+    ]
+
+
+# -- Celery tasks: each alert's measures are functions, so the live test can run them alone --
+
+
+def queue_depth() -> str:
+    """Waiting messages per queue (every reading node sees the same queue: max)."""
+    return aggregate(EVERYTHING(m.QUEUE_DEPTH), BY_QUEUE, "max")
+
+
+def queue_depth_growth() -> str:
+    """Per-second growth of each queue's depth over the growth window (linear regression)."""
+    return aggregate(f"deriv({EVERYTHING(m.QUEUE_DEPTH)}[{QUEUE_GROWTH_WINDOW}])", BY_QUEUE, "max")
+
+
+def queue_wait_p95(window: str) -> str:
+    return quantile(0.95, m.TASK_QUEUE_WAIT, TASK_WORK, BY_QUEUE, window)
+
+
+def task_failure_ratio() -> str:
+    return ratio(
+        rate(TASK_RUNS, TASK_FAILED, BY_TASK, "5m"), rate(TASK_RUNS, TASK_WORK, BY_TASK, "5m")
+    )
+
+
+def task_run_rate() -> str:
+    return rate(TASK_RUNS, TASK_WORK, BY_TASK, "5m")
+
+
+def task_alert_measures() -> dict[str, list[str]]:
+    """The expressions each task alert compares, by alert name."""
+    return {
+        "FleetscopeTaskQueueGrowing": [queue_depth(), queue_depth_growth()],
+        "FleetscopeTaskQueueWaitRising": [queue_wait_p95("10m"), queue_wait_p95("6h")],
+        "FleetscopeTaskFailureRatioHigh": [task_failure_ratio(), task_run_rate()],
+    }
+
+
+def task_alerts() -> list[Alert]:
+    return [
+        Alert(
+            "FleetscopeTaskQueueGrowing",
+            f"{queue_depth()} > {QUEUE_DEPTH_MIN} and {queue_depth_growth()} > 0",
+            QUEUE_GROWTH_WINDOW,
+            "warning",
+            "Queue {{ $labels.messaging_destination_name }} keeps growing "
+            "({{ $value | humanize }} messages waiting)",
+            f"More than {QUEUE_DEPTH_MIN} messages wait in queue "
+            "{{ $labels.messaging_destination_name }} of {{ $labels.job }} and the backlog "
+            f"has grown for {QUEUE_GROWTH_WINDOW}: the workers consume slower than tasks are "
+            "published, or none consume that queue.",
+        ),
+        Alert(
+            "FleetscopeTaskQueueWaitRising",
+            f"{queue_wait_p95('10m')} > {QUEUE_WAIT_P95_SECONDS:g}"
+            f" and {queue_wait_p95('10m')} > {QUEUE_WAIT_RISE:g} * {queue_wait_p95('6h')}",
+            "10m",
+            "warning",
+            "Tasks wait {{ $value | humanizeDuration }} in queue "
+            "{{ $labels.messaging_destination_name }}",
+            "The 95th percentile queue wait of {{ $labels.messaging_destination_name }} in "
+            f"{{{{ $labels.job }}}} is above {QUEUE_WAIT_P95_SECONDS:g}s and "
+            f"{QUEUE_WAIT_RISE:g} times its 6 h level: add workers or find the slow task "
+            "holding them.",
+        ),
+        Alert(
+            "FleetscopeTaskFailureRatioHigh",
+            f"{task_failure_ratio()} > {TASK_FAILURE_RATIO}"
+            f" and {task_run_rate()} > {TASK_MIN_RUNS_PER_SECOND}",
+            "10m",
+            "warning",
+            "Task {{ $labels.celery_task_name }} fails {{ $value | humanizePercentage }} of "
+            "its runs",
+            f"More than {TASK_FAILURE_RATIO:.0%} of the runs of {{{{ $labels.celery_task_name }}}} "
+            "in {{ $labels.job }} have raised for 10 minutes; the Tasks dashboard shows the "
+            "exception types.",
         ),
     ]
 

@@ -167,6 +167,16 @@ def up(
         CacheChoice,
         typer.Option(help="locmem: per-worker memory; redis: a throwaway redis-server."),
     ] = CacheChoice.locmem,
+    tasks: Annotated[
+        bool,
+        typer.Option(
+            help="A Celery worker node (worker-1) on a Redis broker runs the shop's background "
+            "tasks; Redis is started for it whatever --cache says."
+        ),
+    ] = True,
+    task_concurrency: Annotated[
+        int, typer.Option(help="Prefork processes of the Celery worker node.")
+    ] = 2,
     workdir: WorkdirOption = DEFAULT_WORKDIR,
     keep: Annotated[
         bool, typer.Option(help="Leave everything running after the load; stop it with `down`.")
@@ -241,6 +251,8 @@ def up(
         export_interval_ms=export_interval_ms,
         scrape_interval_s=scrape_interval,
         trace_sample_ratio=trace_sample_ratio,
+        tasks=tasks,
+        task_concurrency=task_concurrency,
     )
     display = DemoDisplay(err_console)
     launcher = DemoLauncher(options, display)

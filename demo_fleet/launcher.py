@@ -91,6 +91,10 @@ class DemoOptions:
     balancer_metrics_port: int = 8404
     weights: tuple[int, ...] = ()  # HAProxy server weights, one per node; default all 1
 
+    # Celery: one worker node (worker-1) on a Redis broker, fed by the shop's views.
+    tasks: bool = True
+    task_concurrency: int = 2
+
     @property
     def workers_per_node(self) -> list[int]:
         if self.node_workers:
@@ -144,6 +148,10 @@ class DemoOptions:
             raise FleetscopeError("--scrape-interval must be at least 1 second.")
         if not 0.0 <= self.trace_sample_ratio <= 1.0:
             raise FleetscopeError("--trace-sample-ratio must be between 0 and 1.")
+        if self.task_concurrency < 1:
+            raise FleetscopeError(
+                f"--task-concurrency must be at least 1, not {self.task_concurrency}."
+            )
         if self.balancer:
             if self.total_users < 1:
                 raise FleetscopeError(f"--users must be at least 1, not {self.total_users}.")
@@ -241,6 +249,50 @@ def _gunicorn_version() -> tuple[int, ...]:
         return (0,)
 
 
+TASK_WORKER = "worker-1"
+TASK_QUEUES = ("celery", "reports")
+CELERY_APP = "fleetscope.demo.celery_app"
+BROKER_ENV = "FLEETSCOPE_DEMO_BROKER_URL"
+# Redis database of the task broker; database 0 is the cache's with --cache redis.
+BROKER_DB = 1
+
+
+def celery_worker_command(name: str, concurrency: int) -> list[str]:
+    """A prefork Celery worker node consuming the shop's queues."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        CELERY_APP,
+        "worker",
+        "--pool",
+        "prefork",
+        "--concurrency",
+        str(concurrency),
+        "--queues",
+        ",".join(TASK_QUEUES),
+        "--hostname",
+        f"{name}@%h",
+        # INFO: the "ready." line the launcher waits for (and one line per task).
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+
+
+def _log_says(path: Path, text: bytes) -> Callable[[], bool]:
+    def probe() -> bool:
+        try:
+            return text in path.read_bytes()
+        except OSError:
+            return False
+
+    return probe
+
+
 def _port_open(port: int) -> Callable[[], bool]:
     # A bare TCP connect, not an HTTP request: Prometheus' request counts then equal
     # exactly what locust sent.
@@ -267,6 +319,8 @@ class DemoLauncher:
         self.plan: PortPlan | None = None
         self.database_url: str | None = None
         self.redis_url: str | None = None
+        self.redis_server: datastores.RedisServer | None = None
+        self.broker_url: str | None = None
         self.node_urls: dict[str, str] = {}
         self.load_processes: dict[str, ManagedProcess] = {}
         self.balancer: balancer.BalancerSettings | None = None
@@ -302,6 +356,8 @@ class DemoLauncher:
             datastores.locate_redis()
         if self.options.balancer:
             balancer.locate_haproxy()
+        if self.options.tasks:
+            self._preflight_tasks()
         self.plan = plan
         return plan
 
@@ -319,10 +375,14 @@ class DemoLauncher:
             self._start_postgres()
         if self.options.cache == "redis":
             self._start_redis()
+        if self.options.tasks:
+            self._start_broker()
         self._prepare_database()
         self._start_nodes(plan)
         if self.options.balancer:
             self._start_balancer(plan)
+        if self.options.tasks:
+            self._start_task_worker()
 
     def _record(
         self,
@@ -408,10 +468,69 @@ class DemoLauncher:
         self.display.component("redis", "starting", endpoint=f"{HOST}:{port}")
         server = datastores.start_redis(self.workdir, port, self.workdir / "logs" / "redis.log")
         self._record("redis", "cache", server.process, server.url)
+        self.redis_server = server
         self.redis_url = server.url
         self.display.component("redis", "ready", server.process.pid, server.url)
 
+    # -- Celery tasks ------------------------------------------------------------------
+
+    def _preflight_tasks(self) -> None:
+        if importlib.util.find_spec("celery") is None:
+            raise FleetscopeError(
+                "The demo's background tasks need Celery; install it with "
+                "`pip install 'fleetscope[demo]'`, or run without tasks (--no-tasks)."
+            )
+        try:
+            datastores.locate_redis()
+        except FleetscopeError as exc:
+            raise FleetscopeError(
+                f"The demo's task broker is Redis, whatever --cache says. {exc} Or run without "
+                "tasks (--no-tasks)."
+            ) from None
+
+    def _start_broker(self) -> None:
+        """The task broker: the cache's Redis (its database 1) with --cache redis, else a
+        Redis of its own. Locmem stays the cache then: only the tasks use this Redis."""
+        server = self.redis_server
+        if server is None:
+            port = free_port(HOST)
+            self.display.component("redis", "starting", endpoint=f"{HOST}:{port}")
+            server = datastores.start_redis(self.workdir, port, self.workdir / "logs" / "redis.log")
+            self._record("redis", "broker", server.process, server.url)
+            self.redis_server = server
+            self.display.component("redis", "ready", server.process.pid, server.url, "broker")
+        self.broker_url = f"redis://127.0.0.1:{server.port}/{BROKER_DB}"
+
+    def _start_task_worker(self) -> None:
+        """One Celery worker node (prefork), exporting like the web nodes."""
+        name = TASK_WORKER
+        log = self.workdir / "logs" / f"{name}.log"
+        process = ManagedProcess(
+            name,
+            celery_worker_command(name, self.options.task_concurrency),
+            log,
+            env=self._env(name),
+            cwd=self.workdir,
+        ).start()
+        self._record(name, "worker", process, self.broker_url or "")
+        self.display.component(name, "starting", process.pid, self.broker_url or "")
+        process.wait_ready(_log_says(log, b" ready."), NODE_START_TIMEOUT_S)
+        self.display.component(
+            name,
+            "ready",
+            process.pid,
+            self.broker_url or "",
+            f"{self.options.task_concurrency} processes, queues {', '.join(TASK_QUEUES)}",
+        )
+
     def _env(self, node: str) -> dict[str, str]:
+        env = self._node_env(node)
+        env.pop(BROKER_ENV, None)  # never a broker inherited from the shell
+        if self.broker_url:
+            env[BROKER_ENV] = self.broker_url
+        return env
+
+    def _node_env(self, node: str) -> dict[str, str]:
         return node_env(
             dict(os.environ),
             workdir=self.workdir,
@@ -426,7 +545,9 @@ class DemoLauncher:
     def _prepare_database(self) -> None:
         """migrate + seed_shop once, before any node starts (they share the database)."""
         target = "PostgreSQL" if self.database_url else str(self.workdir / "demo.sqlite3")
-        env = self._env("setup")
+        # Management commands export like any process; the demo's dashboards and report are
+        # about the nodes under load, so the one-off setup stays out of them.
+        env = {**self._env("setup"), "OTEL_SDK_DISABLED": "true"}
         log = self.workdir / "logs" / "setup.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         for step, args in (

@@ -115,6 +115,11 @@ class ShopUser(HttpUser):
     def slow_report(self) -> None:
         self.client.get("/reports/slow/")
 
+    # Queues the complaints report for the background: the slow task on the `reports` queue.
+    @task(1)
+    def export_report(self) -> None:
+        self.client.post("/reports/export/")
+
     @task(1)
     def healthz(self) -> None:
         self.client.get("/healthz")

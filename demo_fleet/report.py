@@ -22,7 +22,7 @@ from fleetscope.dashboards import metrics as m
 from fleetscope.dashboards.cache import hit_ratio
 from fleetscope.dashboards.capacity import CAPACITY, traffic_share_per_node, utilization
 from fleetscope.dashboards.check import duration_seconds, substitute
-from fleetscope.dashboards.database import CALLS, DB, DB_BY_ROUTE, DB_SECONDS, FP
+from fleetscope.dashboards.database import CALLS, DB, DB_BY_ROUTE, DB_SECONDS, FP, ROUTED
 from fleetscope.dashboards.fleet import FLEET, REQUESTS
 from fleetscope.dashboards.queries import (
     RANGE_WINDOW,
@@ -34,6 +34,15 @@ from fleetscope.dashboards.queries import (
     rate,
     share,
     with_statement_text,
+)
+from fleetscope.dashboards.tasks import (
+    BY_QUEUE,
+    BY_TASK,
+    FAILED,
+    NODES,
+    RUNS,
+    TASK_WORK,
+    queue_depth,
 )
 from fleetscope.errors import FleetscopeError
 
@@ -68,7 +77,7 @@ SLOW_QUERY_QUERIES: dict[str, str] = {
     "slow_runs": increase(m.DB_SLOW_QUERIES, DB_BY_ROUTE, FP),
 }
 # Slow queries / "N+1 detections by route and query".
-N_PLUS_ONE_QUERY = with_statement_text(increase(m.DB_N_PLUS_ONE, DB_BY_ROUTE, (m.ROUTE, *FP)), DB)
+N_PLUS_ONE_QUERY = with_statement_text(increase(m.DB_N_PLUS_ONE, ROUTED, (m.ROUTE, *FP)), DB)
 # Cache / the "Hit ratio by alias" and "by node" panels' expression, split by both.
 CACHE_QUERY = hit_ratio((m.CACHE_ALIAS, m.NODE))
 # Capacity / "Nodes: traffic, queue time and utilization" columns.
@@ -78,6 +87,20 @@ CAPACITY_QUERIES: dict[str, str] = {
     "queue_p95_s": quantile(0.95, m.QUEUE_TIME, CAPACITY, (m.NODE,), RANGE_WINDOW),
     "utilization": utilization((m.NODE,), RANGE_WINDOW),
     "workers": gauge(m.WORKER_BUSY, CAPACITY, (m.NODE,), "count"),
+}
+# Tasks / the "Tasks by time spent" columns, and exact totals like the nodes' requests.
+TASK_QUERIES: dict[str, str] = {
+    "runs": aggregate(f"last_over_time({TASK_WORK(RUNS)}[{RANGE_WINDOW}])", BY_TASK),
+    "runs_per_s": rate(RUNS, TASK_WORK, BY_TASK, RANGE_WINDOW),
+    "p95_duration_s": quantile(0.95, m.TASK_DURATION, TASK_WORK, BY_TASK, RANGE_WINDOW),
+    "p95_queue_wait_s": quantile(0.95, m.TASK_QUEUE_WAIT, TASK_WORK, BY_TASK, RANGE_WINDOW),
+    "failures": aggregate(f"last_over_time({FAILED(RUNS)}[{RANGE_WINDOW}])", BY_TASK),
+    "retries": aggregate(f"last_over_time({TASK_WORK(m.TASK_RETRIES)}[{RANGE_WINDOW}])", BY_TASK),
+}
+# Tasks / "Messages waiting by queue": at the report's time, and the window's peak.
+QUEUE_QUERIES: dict[str, str] = {
+    "waiting": queue_depth(),
+    "peak": aggregate(f"max_over_time({NODES(m.QUEUE_DEPTH)}[{RANGE_WINDOW}])", BY_QUEUE, "max"),
 }
 # What `demo up` shows as "seen (Prometheus)" while the load runs.
 SEEN_QUERY = gauge(REQUESTS, FLEET, (m.NODE,))
@@ -134,6 +157,24 @@ class CapacityRow:
 
 
 @dataclass(frozen=True)
+class TaskRow:
+    task: str
+    runs: int | None
+    runs_per_s: float | None
+    p95_duration_s: float | None
+    p95_queue_wait_s: float | None
+    failures: int
+    retries: int
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    queue: str
+    waiting: int | None
+    peak: int | None
+
+
+@dataclass(frozen=True)
 class Report:
     prometheus_url: str
     window: str
@@ -144,6 +185,8 @@ class Report:
     n_plus_one: list[NPlusOne]
     cache: list[CacheRatio]
     capacity: list[CapacityRow] = field(default_factory=list)
+    tasks: list[TaskRow] = field(default_factory=list)
+    queues: list[QueueRow] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -160,6 +203,15 @@ def all_queries() -> dict[str, str]:
         "n_plus_one": N_PLUS_ONE_QUERY,
         "cache": CACHE_QUERY,
         **{f"capacity.{k}": v for k, v in CAPACITY_QUERIES.items()},
+        **task_queries(),
+    }
+
+
+def task_queries() -> dict[str, str]:
+    """The tasks section's expressions, keyed like `all_queries()`."""
+    return {
+        **{f"tasks.{k}": v for k, v in TASK_QUERIES.items()},
+        **{f"queues.{k}": v for k, v in QUEUE_QUERIES.items()},
     }
 
 
@@ -276,6 +328,8 @@ def build_report(
         n_plus_one=_n_plus_one(results.get("n_plus_one", [])),
         cache=_cache(results.get("cache", [])),
         capacity=_capacity(results),
+        tasks=_tasks(results),
+        queues=_queues(results),
     )
 
 
@@ -382,6 +436,40 @@ def _cache(results: list[dict[str, Any]]) -> list[CacheRatio]:
     return sorted(rows, key=lambda r: (r.alias, r.node))
 
 
+def _count(value: float | None) -> int | None:
+    return None if value is None else round(value)
+
+
+def _tasks(results: Mapping[str, list[dict[str, Any]]]) -> list[TaskRow]:
+    columns = {key: _by(results.get(f"tasks.{key}", []), m.TASK) for key in TASK_QUERIES}
+    names = sorted({key[0] for column in columns.values() for key in column if key[0]})
+    rows = [
+        TaskRow(
+            task=name,
+            runs=_count(columns["runs"].get((name,))),
+            runs_per_s=columns["runs_per_s"].get((name,)),
+            p95_duration_s=columns["p95_duration_s"].get((name,)),
+            p95_queue_wait_s=columns["p95_queue_wait_s"].get((name,)),
+            failures=_count(columns["failures"].get((name,))) or 0,
+            retries=_count(columns["retries"].get((name,))) or 0,
+        )
+        for name in names
+    ]
+    rows.sort(key=lambda r: (-(r.runs or 0), r.task))
+    return rows[:TOP_ROWS]
+
+
+def _queues(results: Mapping[str, list[dict[str, Any]]]) -> list[QueueRow]:
+    columns = {key: _by(results.get(f"queues.{key}", []), m.QUEUE) for key in QUEUE_QUERIES}
+    names = sorted({key[0] for column in columns.values() for key in column if key[0]})
+    return [
+        QueueRow(
+            name, _count(columns["waiting"].get((name,))), _count(columns["peak"].get((name,)))
+        )
+        for name in names
+    ]
+
+
 # -- rendering -------------------------------------------------------------------------------
 
 
@@ -452,6 +540,54 @@ def render_report(report: Report, console: Console) -> None:
         console.print(_statements_list([(r.fingerprint, r.statement) for r in report.n_plus_one]))
     console.print()
     console.print(_cache_table(report.cache))
+    render_tasks(report, console)
+
+
+def render_tasks(report: Report, console: Console) -> None:
+    """The tasks section: throughput, p95 duration and queue wait per task, queue depth."""
+    console.print()
+    console.print(_tasks_table(report.tasks))
+    if report.queues:
+        console.print(_queues_table(report.queues))
+
+
+def _module_prefix(names: list[str]) -> str:
+    """The dotted module path every task name shares (`shop.tasks.`), or ""."""
+    modules = {name.rpartition(".")[0] for name in names}
+    return f"{modules.pop()}." if len(modules) == 1 and "" not in modules else ""
+
+
+def _tasks_table(rows: list[TaskRow]) -> Table:
+    prefix = _module_prefix([row.task for row in rows])
+    title = f"Tasks ({prefix}…)" if prefix else "Tasks"
+    table = Table(title=title, title_justify="left")
+    table.add_column("Task", overflow="fold")
+    # Short headers: task names need the width in an 80-column terminal.
+    for column in ("Runs", "Runs/s", "p95", "p95 wait", "Failed", "Retried"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(
+            row.task.removeprefix(prefix),
+            format_count(row.runs),
+            format_rate(row.runs_per_s),
+            format_seconds(row.p95_duration_s),
+            format_seconds(row.p95_queue_wait_s),
+            format_count(row.failures),
+            format_count(row.retries),
+        )
+    if not rows:
+        return _empty(table, "No task ran in this window.")
+    return table
+
+
+def _queues_table(rows: list[QueueRow]) -> Table:
+    table = Table(title="Queues", title_justify="left")
+    table.add_column("Queue")
+    table.add_column("Waiting now", justify="right")
+    table.add_column("Peak in window", justify="right")
+    for row in rows:
+        table.add_row(row.queue, format_count(row.waiting), format_count(row.peak))
+    return table
 
 
 def _empty(table: Table, message: str) -> Table:

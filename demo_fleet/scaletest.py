@@ -97,6 +97,8 @@ class ScaleTestOptions:
             export_interval_ms=self.export_interval_ms,
             scrape_interval_s=self.scrape_interval_s,
             trace_sample_ratio=0.01,
+            # The web nodes' own capacity: no Celery worker competing for the same cores.
+            tasks=False,
         )
 
 

@@ -63,6 +63,18 @@ TEMPLATES = [
 DATABASES = env.databases()
 CACHES = env.caches()
 
+# --- Celery (docs/demo.md): background tasks when the launcher gives the nodes a broker
+# (FLEETSCOPE_DEMO_BROKER_URL, its Redis); without one the views queue nothing.
+FLEETSCOPE_DEMO_TASKS = bool(os.environ.get("FLEETSCOPE_DEMO_BROKER_URL"))
+CELERY_BROKER_URL = os.environ.get("FLEETSCOPE_DEMO_BROKER_URL") or "memory://"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ROUTES = {"fleetscope.demo.shop.tasks.build_sales_report": {"queue": "reports"}}
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# The confirmation e-mails go nowhere.
+EMAIL_BACKEND = "django.core.mail.backends.dummy.EmailBackend"
+
 TELEMETRY = {
     "SERVICE_NAME": "demo-shop",
     "SLOW_QUERY_MS": int(os.environ.get("FLEETSCOPE_SLOW_QUERY_MS", "100")),

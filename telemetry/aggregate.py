@@ -12,8 +12,9 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 from opentelemetry.sdk.metrics import Exemplar as OtelExemplar
 from opentelemetry.sdk.metrics.export import (
@@ -428,6 +429,45 @@ class InfoInstrument(Instrument):
         )
 
 
+class ObservedGauge(Instrument):
+    """A gauge read when the exporter asks (queue depths): `observe` returns (key, value) pairs.
+
+    The callback runs on the export thread, never on a request; a callback that raises
+    exports nothing for this interval."""
+
+    def __init__(
+        self,
+        name: str,
+        unit: str,
+        description: str,
+        attributes: Sequence[str],
+        lock: threading.Lock,
+    ) -> None:
+        super().__init__(name, unit, description, attributes, lock)
+        self.observe: Callable[[], list[tuple[Key, int | float]]] | None = None
+
+    def reset(self) -> None:
+        return None
+
+    def to_metric(self, start_ns: int, now_ns: int) -> Metric | None:
+        observe = self.observe
+        if observe is None:
+            return None
+        try:
+            observed = observe()
+        except Exception:
+            return None
+        points = [NumberDataPoint(self.attributes(key), start_ns, now_ns, v) for key, v in observed]
+        if not points:
+            return None
+        return Metric(
+            name=self.name,
+            description=self.description,
+            unit=self.unit,
+            data=Gauge(data_points=points),
+        )
+
+
 class Aggregator:
     """Owns every in-process instrument of one process; produces SDK metrics on demand."""
 
@@ -484,6 +524,13 @@ class Aggregator:
         self._instruments.append(instrument)
         return instrument
 
+    def observed_gauge(
+        self, name: str, unit: str, description: str, attributes: Sequence[str]
+    ) -> ObservedGauge:
+        instrument = ObservedGauge(name, unit, description, attributes, self._lock)
+        self._instruments.append(instrument)
+        return instrument
+
     def reset(self) -> None:
         """Forget every count (tests; a new start time)."""
         for instrument in self._instruments:
@@ -499,6 +546,18 @@ class Aggregator:
         self.reset()
 
     def collect(self) -> list[Metric]:
+        """Every instrument's metric; instruments sharing a name (one metric recorded with
+        two attribute sets, such as N+1 counts by route and by task) export as one."""
         now = time.time_ns()
-        metrics = (i.to_metric(self.start_ns, now) for i in self._instruments)
-        return [m for m in metrics if m is not None]
+        merged: dict[str, Metric] = {}
+        for instrument in self._instruments:
+            metric = instrument.to_metric(self.start_ns, now)
+            if metric is None:
+                continue
+            first = merged.get(metric.name)
+            if first is None:
+                merged[metric.name] = metric
+            else:  # same kind by construction; every to_metric() builds its points as a list
+                points = cast(list[Any], first.data.data_points)
+                points.extend(metric.data.data_points)
+        return list(merged.values())

@@ -38,7 +38,7 @@ from django.core.cache.backends.base import BaseCache
 from django.core.checks import CheckMessage, Warning
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, Status, StatusCode
 
 from .aggregate import Key, TraceRef
 from .conf import Config
@@ -111,11 +111,9 @@ class _SpanScope:
 
     __slots__ = ("span", "token")
 
-    def __init__(self, tracer: Tracer, keys: _OperationKeys) -> None:
-        self.span: Span = tracer.start_span(
-            keys.span_name,
-            kind=SpanKind.CLIENT,
-            attributes={ALIAS_ATTR: keys.alias, OPERATION_ATTR: keys.operation},
+    def __init__(self, rt: Runtime, keys: _OperationKeys) -> None:
+        self.span: Span = rt.client_span(
+            keys.span_name, {ALIAS_ATTR: keys.alias, OPERATION_ATTR: keys.operation}
         )
         # Current, so that work the backend does (SQL of the database cache) nests under it.
         self.token = otel_context.attach(trace.set_span_in_context(self.span))
@@ -158,7 +156,7 @@ def _open(rt: Runtime, keys: _OperationKeys) -> _SpanScope | None:
 
 def _start_span(rt: Runtime, keys: _OperationKeys) -> _SpanScope | None:
     try:
-        return _SpanScope(rt.tracer, keys)
+        return _SpanScope(rt, keys)
     except Exception:  # tracing must never fail the user's cache call
         logger.debug("Cache span not started", exc_info=True)
         return None

@@ -55,6 +55,8 @@ DEFAULTS: dict[str, Any] = {
     "PROCESS_METRICS": True,
     # Silk: share of sampled requests that Silk also profiles.
     "SILK_RATE": 0.01,
+    # Celery tasks: a queue wait above this (seconds) is clock skew, dropped and counted.
+    "TASK_MAX_QUEUE_WAIT_S": 86_400,
 }
 
 PROTOCOLS = ("http/protobuf", "grpc")

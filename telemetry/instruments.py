@@ -126,3 +126,86 @@ class Instruments:
             "Sampled spans the collector accepted.",
             (),
         )
+
+
+# Background tasks (telemetry/tasks): the task name takes the place of `http.route`.
+TASK_ATTR = "celery.task.name"
+QUEUE_ATTR = "messaging.destination.name"
+TASK_DURATION_ATTRS = (TASK_ATTR, "celery.task.outcome")
+TASK_QUEUE_ATTRS = (TASK_ATTR, QUEUE_ATTR)
+TASK_FAILURE_ATTRS = (TASK_ATTR, "error.type")
+TASK_FINGERPRINT_ATTRS = ("django.db.fingerprint", TASK_ATTR)
+# Queue waits from seconds to a day: a backlog is measured in minutes and hours, not ms.
+QUEUE_WAIT_BOUNDS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+    3600.0,
+)  # fmt: skip
+# Tasks run longer than requests: the HTTP bounds, extended to 10 minutes.
+TASK_DURATION_BOUNDS: tuple[float, ...] = (*DURATION_BOUNDS, 30.0, 60.0, 300.0, 600.0)
+
+
+class TaskInstruments:
+    """The instruments of background tasks, built once per runtime when Celery is in use."""
+
+    def __init__(self, aggregator: Aggregator) -> None:
+        self.duration = aggregator.histogram(
+            "celery.task.duration",
+            "s",
+            "Duration of task runs, by outcome (success, failure, retry, revoked).",
+            TASK_DURATION_ATTRS,
+            TASK_DURATION_BOUNDS,
+        )
+        self.queue_wait = aggregator.histogram(
+            "celery.task.queue_wait",
+            "s",
+            "Time from publishing (or the ETA) to the start of a task run.",
+            TASK_QUEUE_ATTRS,
+            QUEUE_WAIT_BOUNDS,
+        )
+        self.queue_wait_dropped = aggregator.counter(
+            "celery.task.queue_wait.dropped",
+            "{task}",
+            "Queue waits not recorded: negative or implausibly large (clock skew).",
+            ("reason",),
+        )
+        self.published = aggregator.counter(
+            "celery.task.published",
+            "{task}",
+            "Task messages published (retries included), by task and queue.",
+            TASK_QUEUE_ATTRS,
+        )
+        self.retries = aggregator.counter(
+            "celery.task.retries", "{retry}", "Task runs that asked to be retried.", (TASK_ATTR,)
+        )
+        self.failures = aggregator.counter(
+            "celery.task.failures",
+            "{failure}",
+            "Task runs that raised, by exception type.",
+            TASK_FAILURE_ATTRS,
+        )
+        self.queue_depth = aggregator.observed_gauge(
+            "celery.queue.depth",
+            "{message}",
+            "Messages waiting in a broker queue (read by one process per node).",
+            (QUEUE_ATTR,),
+        )
+        self.queries_per_task = aggregator.histogram(
+            "django.db.queries_per_task",
+            "{query}",
+            "SQL queries per task run.",
+            (TASK_ATTR,),
+            COUNT_BOUNDS,
+        )
+        # The request instruments' names, with the task in place of the route.
+        self.slow_queries = aggregator.counter(
+            "django.db.slow_queries",
+            "{query}",
+            "Queries slower than SLOW_QUERY_MS.",
+            TASK_FINGERPRINT_ATTRS,
+        )
+        self.n_plus_one = aggregator.counter(
+            "django.db.n_plus_one",
+            "{detection}",
+            "Requests repeating one statement at least N_PLUS_ONE_THRESHOLD times.",
+            TASK_FINGERPRINT_ATTRS,
+        )

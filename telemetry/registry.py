@@ -30,6 +30,7 @@ DEFAULT_INSTRUMENTS: tuple[str, ...] = (
     "telemetry.cache.CacheInstrument",
     "telemetry.process.ProcessInstrument",
     "telemetry.silk.SilkInstrument",
+    "telemetry.tasks.TasksInstrument",
 )
 
 

@@ -26,14 +26,14 @@ from django.core.checks import CheckMessage, Warning
 from django.http import HttpRequest, HttpResponseBase
 from opentelemetry import context, propagate, trace
 from opentelemetry.propagators.textmap import Getter
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode
 
 from .conf import Config
 from .instruments import UNMATCHED_ROUTE
 from .queue_time import QUEUE_START_KEY, REQUEST_START_KEY, queue_time
 from .registry import Instrument
 from .runtime import Runtime, trace_ref
-from .spans import NOT_SAMPLED, clear_preset, getrandbits, preset_trace_id
+from .spans import NOT_SAMPLED, getrandbits
 from .state import RequestState, current_request
 
 # On sampled server spans, in seconds (the same value as the queue-time histogram).
@@ -139,19 +139,17 @@ class RequestRecorder:
         root = runtime.root_sampler
         if "HTTP_TRACEPARENT" in meta:
             parent = propagate.extract(meta, getter=_META_GETTER)
-            span = runtime.tracer.start_span(method, context=parent, kind=SpanKind.SERVER)
+            span = runtime.server_span(method, parent)
         elif root is not None:
             trace_id, sampled = root.draw()
             if sampled:
-                token = preset_trace_id(trace_id)
-                span = runtime.tracer.start_span(method, kind=SpanKind.SERVER)
-                clear_preset(token)
+                span = runtime.server_span(method, None, trace_id)
             else:  # no SDK work: a context to propagate the "not sampled" decision
                 span = NonRecordingSpan(
                     SpanContext(trace_id, getrandbits(64) or 1, False, NOT_SAMPLED)
                 )
         else:
-            span = runtime.tracer.start_span(method, kind=SpanKind.SERVER)
+            span = runtime.server_span(method)
         if span.is_recording():
             span.set_attributes(
                 {"http.request.method": method, "url.scheme": request.scheme or "http"}

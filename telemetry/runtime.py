@@ -22,6 +22,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.metrics.export import Metric, MetricsData, ResourceMetrics, ScopeMetrics
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.sampling import (
@@ -42,11 +43,18 @@ from .fingerprint import StatementCatalog
 from .instruments import Instruments
 from .resource import build_resource
 from .spans import (
+    NOT_SAMPLED,
+    SAMPLED,
     SCOPE,
     DeferredSpan,
     FleetscopeTracerProvider,
+    LiteSpan,
     PresetTraceIdGenerator,
     RootSampler,
+    clear_preset,
+    getrandbits,
+    new_span_id,
+    preset_trace_id,
 )
 
 if TYPE_CHECKING:
@@ -159,10 +167,21 @@ class Runtime:
         )
         self.tracer_provider.add_span_processor(self.span_queue)
         self.tracer: Tracer = self.tracer_provider.get_tracer(SCOPE.name, __version__)
-        self.root_sampler = build_root_sampler(config)
+        self._apply_sampler(config)
         self._emit_failed = False
         if span_exporter is not None:  # tests: an in-memory exporter, synchronous
             self.add_span_exporter(span_exporter, batch=False)
+
+    def _apply_sampler(self, config: Config) -> None:
+        self.root_sampler = build_root_sampler(config)
+        # Decisions LiteSpan can take without the SDK: parent-based samplers (a parent's
+        # flag decides), and roots decided by the ratio (root_sampler) or always_on.
+        self._parent_based = config.sampler.startswith("parentbased_")
+        self._fast_sampling = self._parent_based or config.sampler in (
+            "always_on",
+            "always_off",
+            "traceidratio",
+        )
 
     def _apply_thresholds(self, config: Config) -> None:
         self.slow_query_seconds = config.slow_query_seconds
@@ -193,7 +212,7 @@ class Runtime:
             provider.sampler = build_sampler(config)
             provider.set_resource(self.resource)
             self.tracer = provider.get_tracer(SCOPE.name, __version__)
-            self.root_sampler = build_root_sampler(config)
+            self._apply_sampler(config)
             worker = self.worker
             if worker is not None:
                 if config.exporting:
@@ -250,6 +269,55 @@ class Runtime:
         )
         self.add_span_processor(processor)
         return processor
+
+    def server_span(
+        self, name: str, parent: Context | None = None, trace_id: int = 0
+    ) -> trace.Span:
+        """The span of a request being served: a `LiteSpan` when Fleetscope alone handles
+        spans (no processor of the user's) and the sampler's decision is known here; the
+        SDK's span otherwise. `trace_id` is the id of a root the ratio sampler already
+        sampled; `parent` the context extracted from the request's headers."""
+        provider = self.tracer_provider
+        if provider.has_foreign_processors or not self._fast_sampling:
+            return self._sdk_server_span(name, parent, trace_id)
+        parent_context = trace.get_current_span(parent).get_span_context() if parent else None
+        trace_state = None
+        if parent_context is not None and parent_context.is_valid:
+            if not self._parent_based:  # a ratio or always_* verdict the SDK draws
+                return self._sdk_server_span(name, parent, trace_id)
+            trace_id = parent_context.trace_id
+            trace_state = parent_context.trace_state
+            if not parent_context.trace_flags.sampled:
+                return trace.NonRecordingSpan(
+                    trace.SpanContext(trace_id, new_span_id(), False, NOT_SAMPLED, trace_state)
+                )
+        else:
+            parent_context = None
+            if not trace_id:  # always_on roots
+                trace_id = getrandbits(128) or 1
+        context = trace.SpanContext(trace_id, new_span_id(), False, SAMPLED, trace_state)
+        return LiteSpan(name, context, parent_context, self.span_queue.on_end)
+
+    def client_span(self, name: str, attributes: dict[str, Any]) -> trace.Span:
+        """A CLIENT span under the current span (which the caller knows is recording)."""
+        if self.tracer_provider.has_foreign_processors:
+            return self.tracer.start_span(name, kind=trace.SpanKind.CLIENT, attributes=attributes)
+        parent = trace.get_current_span().get_span_context()
+        context = trace.SpanContext(
+            parent.trace_id, new_span_id(), False, SAMPLED, parent.trace_state
+        )
+        span = LiteSpan(name, context, parent, self.span_queue.on_end, trace.SpanKind.CLIENT)
+        span.attributes.update(attributes)
+        return span
+
+    def _sdk_server_span(self, name: str, parent: Context | None, trace_id: int) -> trace.Span:
+        if not trace_id:
+            return self.tracer.start_span(name, context=parent, kind=trace.SpanKind.SERVER)
+        token = preset_trace_id(trace_id)
+        try:
+            return self.tracer.start_span(name, context=parent, kind=trace.SpanKind.SERVER)
+        finally:
+            clear_preset(token)
 
     def emit(self, span: DeferredSpan) -> None:
         """A finished deferred span: into the export queue, or, when the user has processors of

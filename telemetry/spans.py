@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
+from time import time_ns
 from typing import Any
 
+from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
@@ -158,6 +160,115 @@ class DeferredSpan:
 
 def new_span_id() -> int:
     return getrandbits(64) or 1
+
+
+_VALUE_TYPES = (str, bool, int, float)
+MAX_SPAN_ATTRIBUTES = 128  # the SDK's default limit
+
+
+def _valid(value: Any) -> bool:
+    if isinstance(value, _VALUE_TYPES):
+        return True
+    if isinstance(value, list | tuple):
+        return all(isinstance(v, _VALUE_TYPES) for v in value)
+    return False
+
+
+class LiteSpan(trace_api.Span):
+    """A sampled span (a request's, a cache operation's) without the SDK's per-span machinery.
+
+    Used when no span processor of the user's is registered (they get real SDK spans):
+    it supports what code does with the current span (attributes, events, status, name,
+    exceptions), and when it ends it goes into Fleetscope's export queue, to be encoded by
+    telemetry/otlp.py like any SDK span. It exposes the fields the encoder reads under
+    the names `ReadableSpan` uses.
+    """
+
+    instrumentation_scope = SCOPE
+    dropped_attributes = dropped_events = dropped_links = 0
+    links: tuple[Any, ...] = ()
+
+    def __init__(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        on_end: Callable[[Any], None],
+        kind: SpanKind = SpanKind.SERVER,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.context = context
+        self.parent = parent
+        self.attributes: dict[str, Any] = {}
+        self.events: list[Event] = []
+        self.status = _UNSET
+        self.start_time = time_ns()
+        self.end_time: int | None = None
+        self._on_end = on_end
+
+    def get_span_context(self) -> SpanContext:
+        return self.context
+
+    def is_recording(self) -> bool:
+        return self.end_time is None
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if self.end_time is not None or not _valid(value):
+            return
+        if key in self.attributes or len(self.attributes) < MAX_SPAN_ATTRIBUTES:
+            self.attributes[key] = list(value) if isinstance(value, tuple) else value
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
+        if self.end_time is None:
+            valid = {k: v for k, v in (attributes or {}).items() if _valid(v)}
+            self.events.append(Event(name, valid, timestamp or time_ns()))
+
+    def add_link(self, context: SpanContext, attributes: Any = None) -> None:
+        return None  # server spans get their links at start; nothing adds them later here
+
+    def update_name(self, name: str) -> None:
+        if self.end_time is None:
+            self.name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if self.end_time is not None:
+            return
+        if isinstance(status, Status):
+            self.status = status
+        else:
+            self.status = Status(status, description)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Any = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        import traceback
+
+        event = {
+            "exception.type": type(exception).__qualname__,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+            **dict(attributes or {}),
+        }
+        self.add_event("exception", event, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self.end_time is not None:
+            return
+        self.end_time = end_time or time_ns()
+        self._on_end(self)
+
+    def __repr__(self) -> str:
+        return f"LiteSpan(name={self.name!r}, context={self.context!r})"
 
 
 class GuardedProcessor(SpanProcessor):

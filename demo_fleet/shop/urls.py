@@ -12,6 +12,7 @@ urlpatterns = [
     path("products/n-plus-one/", views.products_n_plus_one, name="products-n-plus-one"),
     path("products/fixed/", views.products_fixed, name="products-fixed"),
     path("reports/slow/", views.slow_report, name="slow-report"),
+    path("reports/export/", views.export_report, name="export-report"),
     path("catalogue/<int:category_id>/", views.catalogue, name="catalogue"),
     path("orders/", views.create_order, name="orders"),
     path("flaky/", views.flaky, name="flaky"),

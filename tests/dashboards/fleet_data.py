@@ -40,6 +40,11 @@ STATEMENTS = {
     "c9d0e1f2": ("INSERT shop_order", 'INSERT INTO "shop_order" ("total") VALUES (?)'),
 }
 
+# Celery: node-1's and node-2's workers also run tasks (a worker node in a real fleet).
+TASKS = {"shop.tasks.send_confirmation": 0.5, "shop.tasks.build_report": 0.05}
+TASK_QUEUE = "celery"
+QUEUE_DEPTH = 12
+
 Labels = dict[str, str]
 Value = Callable[[float], float]  # seconds since the first sample -> sample value
 
@@ -91,6 +96,7 @@ def families() -> list[Family]:
     n_plus_one = Family("django_db_n_plus_one", "counter", [])
     per_request = Family("django_db_queries_per_request", "histogram", [])
     cache = Family("django_cache_operations", "counter", [])
+    tasks = _task_families(slow, n_plus_one)
     cache_duration = Family("django_cache_operation_duration_seconds", "histogram", [])
     cpu = Family("process_cpu_time_seconds", "counter", [])
     rss = Family("process_memory_usage_bytes", "gauge", [])
@@ -217,6 +223,7 @@ def families() -> list[Family]:
             )
 
     return [
+        *tasks,
         requests,
         active,
         queue,
@@ -260,6 +267,52 @@ def balancer_families() -> list[Family]:
 
 def _node_of(labels: Labels) -> str:
     return labels.get("host_name") or labels.get("server", "")
+
+
+def _task_families(slow: Family, n_plus_one: Family) -> list[Family]:
+    """The task series; task N+1 and slow-query counts go into the request families, which
+    they share with `celery_task_name` in place of `http_route`."""
+    seconds = ["0.005", "0.05", "0.25", "1", "5"]
+    duration = Family("celery_task_duration_seconds", "histogram", [])
+    wait = Family("celery_task_queue_wait_seconds", "histogram", [])
+    published = Family("celery_task_published", "counter", [])
+    failures = Family("celery_task_failures", "counter", [])
+    retries = Family("celery_task_retries", "counter", [])
+    per_task = Family("django_db_queries_per_task", "histogram", [])
+    depth = Family("celery_queue_depth", "gauge", [])
+    for worker in workers():
+        for task, rate in TASKS.items():
+            named = {**worker, "celery_task_name": task}
+            for outcome, share in (("success", 0.9), ("failure", 0.05), ("retry", 0.05)):
+                _histogram(
+                    duration,
+                    {**named, "celery_task_outcome": outcome},
+                    rate * share,
+                    seconds,
+                    [0.1, 0.5, 0.8, 0.95, 1.0],
+                    0.3,
+                )
+            queued = {**named, "messaging_destination_name": TASK_QUEUE}
+            _histogram(wait, queued, rate, seconds, [0.3, 0.7, 0.9, 1.0, 1.0], 0.04)
+            published.samples.append((f"{published.name}_total", queued, _counter(rate)))
+            failed = {**named, "error_type": "TimeoutError"}
+            failures.samples.append((f"{failures.name}_total", failed, _counter(rate * 0.05)))
+            retries.samples.append((f"{retries.name}_total", named, _counter(rate * 0.05)))
+            _histogram(per_task, named, rate, ["1", "5", "10", "50"], [0.1, 0.5, 0.9, 1.0], 6.0)
+        culprit = {
+            **worker,
+            "celery_task_name": "shop.tasks.build_report",
+            "django_db_fingerprint": SLOW_FINGERPRINT,
+        }
+        n_plus_one.samples.append((f"{n_plus_one.name}_total", culprit, _counter(0.02)))
+        slow.samples.append((f"{slow.name}_total", culprit, _counter(0.02)))
+    # One reader per node (the queue-depth lock); every node reads the same queue.
+    for node in NODES:
+        reader = {"job": SERVICE, "instance": f"{node}/4700", "host_name": node}
+        depth.samples.append(
+            (depth.name, {**reader, "messaging_destination_name": TASK_QUEUE}, _gauge(QUEUE_DEPTH))
+        )
+    return [duration, wait, published, failures, retries, per_task, depth]
 
 
 def _escape(value: str) -> str:

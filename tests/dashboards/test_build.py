@@ -18,6 +18,7 @@ EXPECTED_UIDS = {
     "fleetscope-cache",
     "fleetscope-node",
     "fleetscope-capacity",
+    "fleetscope-tasks",
 }
 
 

@@ -25,6 +25,7 @@ def test_build_writes_dashboards_and_rules_into_out(tmp_path: Path) -> None:
         "fleetscope-fleet.json",
         "fleetscope-node.json",
         "fleetscope-rules.yml",
+        "fleetscope-tasks.json",
     ]
     assert json.loads((tmp_path / "fleetscope-fleet.json").read_text())["uid"] == "fleetscope-fleet"
     assert f"wrote {tmp_path / 'fleetscope-fleet.json'}" in result.output

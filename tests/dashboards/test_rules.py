@@ -66,6 +66,9 @@ def test_rule_file_is_the_committed_one_and_has_every_alert() -> None:
         "FleetscopeSlowQueries",
         "FleetscopeRequestsQueueing",
         "FleetscopeWorkersSaturated",
+        "FleetscopeTaskQueueGrowing",
+        "FleetscopeTaskQueueWaitRising",
+        "FleetscopeTaskFailureRatioHigh",
     ]
 
 
@@ -291,6 +294,114 @@ def test_saturation_alert_fires_for_the_node_whose_workers_are_busy(tmp_path: Pa
                         "FleetscopeWorkersSaturated",
                         "30m",
                         {"severity": "warning", "job": "shop", "host_name": "node-1"},
+                    ),
+                ],
+            }
+        ],
+    )
+
+
+# -- Celery tasks --------------------------------------------------------------------------
+
+
+def test_growing_queue_alerts_on_the_queue_that_keeps_growing(tmp_path: Path) -> None:
+    depth = 'celery_queue_depth{job="shop",messaging_destination_name'
+    _run_unit_tests(
+        tmp_path,
+        _without_annotations(tmp_path),
+        [
+            {
+                "interval": "1m",
+                "input_series": [
+                    # Read by two nodes: the same number twice.
+                    {"series": f'{depth}="celery",host_name="n1"}}', "values": "50+10x60"},
+                    {"series": f'{depth}="celery",host_name="n2"}}', "values": "50+10x60"},
+                    # Deep but draining, and growing but shallow: neither alerts.
+                    {"series": f'{depth}="reports",host_name="n1"}}', "values": "900-5x60"},
+                    {"series": f'{depth}="mail",host_name="n1"}}', "values": "0+1x60"},
+                ],
+                "alert_rule_test": [
+                    _alert("FleetscopeTaskQueueGrowing", "10m"),
+                    _alert(
+                        "FleetscopeTaskQueueGrowing",
+                        "40m",
+                        {
+                            "severity": "warning",
+                            "job": "shop",
+                            "messaging_destination_name": "celery",
+                        },
+                    ),
+                ],
+            }
+        ],
+    )
+
+
+def _wait_buckets(queue: str, per_minute: str, slow_from: int | None) -> list[dict[str, str]]:
+    """Queue-wait histogram series: every wait under 1 s, or from minute `slow_from` on,
+    every new wait between 60 s and 300 s."""
+    labels = f'job="shop",celery_task_name="t",messaging_destination_name="{queue}"'
+    base = f"celery_task_queue_wait_seconds_bucket{{{labels}"
+    fast = f"0+{per_minute}x400"
+    if slow_from is None:
+        under, over = fast, fast
+    else:
+        under = f"0+{per_minute}x{slow_from} {int(per_minute) * slow_from}+0x{400 - slow_from}"
+        over = fast
+    return [
+        {"series": f'{base},le="1"}}', "values": under},
+        {"series": f'{base},le="60"}}', "values": under},
+        {"series": f'{base},le="300"}}', "values": over},
+        {"series": f'{base},le="+Inf"}}', "values": over},
+    ]
+
+
+def test_rising_queue_wait_alerts_only_above_its_usual_level(tmp_path: Path) -> None:
+    _run_unit_tests(
+        tmp_path,
+        _without_annotations(tmp_path),
+        [
+            {
+                "interval": "1m",
+                "input_series": _wait_buckets("celery", "60", slow_from=370)
+                + _wait_buckets("reports", "60", slow_from=None),
+                "alert_rule_test": [
+                    _alert("FleetscopeTaskQueueWaitRising", "365m"),
+                    _alert(
+                        "FleetscopeTaskQueueWaitRising",
+                        "395m",
+                        {
+                            "severity": "warning",
+                            "job": "shop",
+                            "messaging_destination_name": "celery",
+                        },
+                    ),
+                ],
+            }
+        ],
+    )
+
+
+def test_task_failure_ratio_names_the_failing_task(tmp_path: Path) -> None:
+    runs = 'celery_task_duration_seconds_count{job="shop",celery_task_name'
+    _run_unit_tests(
+        tmp_path,
+        _without_annotations(tmp_path),
+        [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": f'{runs}="a",celery_task_outcome="success"}}', "values": "0+60x40"},
+                    {"series": f'{runs}="a",celery_task_outcome="failure"}}', "values": "0+20x40"},
+                    {"series": f'{runs}="b",celery_task_outcome="success"}}', "values": "0+60x40"},
+                    {"series": f'{runs}="b",celery_task_outcome="retry"}}', "values": "0+60x40"},
+                ],
+                "alert_rule_test": [
+                    _alert("FleetscopeTaskFailureRatioHigh", "5m"),
+                    _alert(
+                        "FleetscopeTaskFailureRatioHigh",
+                        "30m",
+                        {"severity": "warning", "job": "shop", "celery_task_name": "a"},
                     ),
                 ],
             }

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -19,7 +20,7 @@ from typer.testing import CliRunner
 
 from fleetscope.collector.run import CollectorPorts
 from fleetscope.demo import cli, loadgen
-from fleetscope.demo.launcher import DemoOptions, node_env
+from fleetscope.demo.launcher import DemoLauncher, DemoOptions, celery_worker_command, node_env
 from fleetscope.demo.ports import check_plan, fixed_plan, free_plan
 from fleetscope.demo.state import (
     Component,
@@ -158,6 +159,7 @@ def test_up_refuses_a_taken_port_with_exit_code_2_and_starts_nothing(
         (["--nodes", "2", "--weights", "1,300"], "--weights"),
         (["--nodes", "2", "--weights", "2,1", "--no-balancer"], "--weights"),
         (["--duration", "0"], "--duration"),
+        (["--task-concurrency", "0"], "--task-concurrency"),
     ],
 )
 def test_up_rejects_impossible_options_naming_them(
@@ -445,3 +447,65 @@ def test_status_and_down_without_a_demo_say_so(tmp_path: Path) -> None:
         result = CliRunner().invoke(cli.app, [command, "--workdir", str(tmp_path)])
         assert result.exit_code == 0
         assert "no demo recorded" in result.stdout.lower()
+
+
+# -- the Celery worker node -----------------------------------------------------------------
+
+
+def _launcher(tmp_path: Path, **options: Any) -> DemoLauncher:
+    import io
+
+    from rich.console import Console
+
+    from fleetscope.demo.progress import DemoDisplay
+
+    launcher = DemoLauncher(
+        DemoOptions(workdir=tmp_path, **options), DemoDisplay(Console(file=io.StringIO()))
+    )
+    launcher.state.otlp_endpoint = "http://127.0.0.1:4318"
+    return launcher
+
+
+def test_the_task_worker_node_is_a_prefork_worker_on_the_shop_queues() -> None:
+    command = celery_worker_command("worker-1", 3)
+
+    assert command[:5] == [sys.executable, "-m", "celery", "-A", "fleetscope.demo.celery_app"]
+    pairs = dict(itertools.pairwise(command))
+    assert pairs["--pool"] == "prefork"
+    assert pairs["--concurrency"] == "3"
+    assert pairs["--queues"] == "celery,reports"
+    assert pairs["--hostname"] == "worker-1@%h"
+
+
+def test_nodes_get_the_demo_broker_never_one_from_the_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLEETSCOPE_DEMO_BROKER_URL", "redis://elsewhere:6379/0")
+    launcher = _launcher(tmp_path)
+    assert "FLEETSCOPE_DEMO_BROKER_URL" not in launcher._env("node-1")
+
+    launcher.broker_url = "redis://127.0.0.1:1234/1"
+    assert launcher._env("node-1")["FLEETSCOPE_DEMO_BROKER_URL"] == "redis://127.0.0.1:1234/1"
+    assert launcher._env("worker-1")["FLEETSCOPE_NODE"] == "worker-1"
+
+
+def test_with_a_redis_cache_the_broker_is_its_database_one(tmp_path: Path) -> None:
+    from fleetscope.demo.datastores import RedisServer
+
+    launcher = _launcher(tmp_path, cache="redis")
+    launcher.redis_server = RedisServer(process=None, port=6399)  # type: ignore[arg-type]
+    launcher._start_broker()  # reuses the cache's server: starts nothing
+
+    assert launcher.broker_url == "redis://127.0.0.1:6399/1"
+    assert launcher.state.components == []
+
+
+def test_tasks_without_redis_say_how_to_run_without_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("FLEETSCOPE_REDIS_SERVER", raising=False)
+
+    with pytest.raises(FleetscopeError, match=r"broker is Redis.*--no-tasks"):
+        _launcher(tmp_path)._preflight_tasks()
+    _launcher(tmp_path, tasks=False).options.validate()  # --no-tasks needs no Redis

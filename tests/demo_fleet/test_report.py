@@ -21,7 +21,9 @@ from fleetscope.demo.report import (
     CAPACITY_QUERIES,
     N_PLUS_ONE_QUERY,
     NODE_QUERIES,
+    QUEUE_QUERIES,
     SLOW_QUERY_QUERIES,
+    TASK_QUERIES,
     PrometheusAPI,
     build_report,
     render_report,
@@ -35,6 +37,8 @@ SLOW_TEXT = (
     'SELECT "shop_review"."product_id", COUNT("shop_review"."id") FROM "shop_review" '
     'WHERE "shop_review"."created" >= ? GROUP BY "shop_review"."product_id"'
 )
+CONFIRM = "fleetscope.demo.shop.tasks.send_order_confirmation"
+REPORT = "fleetscope.demo.shop.tasks.build_sales_report"
 N1_TEXT = 'SELECT COUNT(*) AS "__count" FROM "shop_review" WHERE "shop_review"."product_id" = ?'
 
 
@@ -101,6 +105,26 @@ def canned_results() -> dict[str, list[dict[str, Any]]]:
             series(0.97, host_name="node-2"),
         ],
         "capacity.workers": [series(2, host_name="node-1"), series(1, host_name="node-2")],
+        "tasks.runs": [series(120, celery_task_name=CONFIRM), series(9, celery_task_name=REPORT)],
+        "tasks.runs_per_s": [
+            series(2.0, celery_task_name=CONFIRM),
+            series(0.15, celery_task_name=REPORT),
+        ],
+        "tasks.p95_duration_s": [
+            series(0.042, celery_task_name=CONFIRM),
+            series(1.8, celery_task_name=REPORT),
+        ],
+        "tasks.p95_queue_wait_s": [
+            series(0.0123, celery_task_name=CONFIRM),
+            series("NaN", celery_task_name=REPORT),
+        ],
+        "tasks.failures": [series(3, celery_task_name=CONFIRM)],
+        "tasks.retries": [series(7, celery_task_name=CONFIRM)],
+        "queues.waiting": [series(4, messaging_destination_name="celery")],
+        "queues.peak": [
+            series(31, messaging_destination_name="celery"),
+            series(2, messaging_destination_name="reports"),
+        ],
     }
 
 
@@ -141,6 +165,15 @@ def test_n_plus_one_rows_are_the_n_plus_one_tables_query() -> None:
     assert N_PLUS_ONE_QUERY in _dashboard_exprs()
 
 
+@pytest.mark.parametrize("key", ["runs_per_s", "p95_duration_s", "p95_queue_wait_s"])
+def test_task_columns_are_the_tasks_tables_queries(key: str) -> None:
+    assert TASK_QUERIES[key] in _dashboard_exprs()
+
+
+def test_waiting_messages_are_the_queue_depth_panels_query() -> None:
+    assert QUEUE_QUERIES["waiting"] in _dashboard_exprs()
+
+
 def test_cache_ratio_is_the_dashboards_hit_ratio_split_by_alias_too() -> None:
     by_node = CACHE_QUERY.replace("(django_cache_alias, host_name)", "(host_name)")
 
@@ -153,9 +186,10 @@ def test_queries_are_sent_with_every_variable_at_all_and_the_window() -> None:
         sent = resolve(expr, "90s")
         # No Grafana variable is left (`"$1"` is label_replace's capture group).
         assert not re.search(r"\$(?!1\")", sent), sent
-        # Memory and the worker count are gauges read at the report's time; everything else
-        # spans the window.
-        assert ("[90s]" in sent) == (key not in ("nodes.rss_bytes", "capacity.workers"))
+        # Memory, the worker count and queue depth are gauges read at the report's time;
+        # everything else spans the window.
+        gauges = ("nodes.rss_bytes", "capacity.workers", "queues.waiting")
+        assert ("[90s]" in sent) == (key not in gauges)
 
     assert 'job=~"demo-shop"' in resolve(NODE_QUERIES["requests_per_s"], "5m", "demo-shop")
 
@@ -234,6 +268,23 @@ def test_cache_hit_ratio_per_alias_and_node() -> None:
     assert any("node-2" in line and "55.6 %" in line for line in cache_lines)
 
 
+def test_tasks_section_shows_throughput_latency_failures_and_queues() -> None:
+    text = rendered()
+
+    confirm = _line_with(text, "send_order_confirmation")
+    for expected in ("120", "2.0/s", "42.0 ms", "12.3 ms"):
+        assert expected in confirm
+    assert re.search(r"\b3\b.*\b7\b", confirm)  # failures, then retries
+    report_row = _line_with(text, "build_sales_report")
+    assert "1.80 s" in report_row and "nan" not in report_row.lower()
+    celery = _line_with(text, "celery ")
+    assert re.search(r"\b4\b.*\b31\b", celery)  # waiting now, then the window's peak
+    assert re.search(r"reports\W+-\W+2\b", text)  # nothing waiting in it now
+    data = build_report(canned_results(), "http://p:9090", "60s", 1.0).to_dict()
+    assert data["tasks"][0]["task"] == CONFIRM and data["tasks"][0]["failures"] == 3
+    assert {q["queue"]: q["peak"] for q in data["queues"]} == {"celery": 31, "reports": 2}
+
+
 def test_empty_sections_say_what_is_missing() -> None:
     console = Console(record=True, width=120, color_system=None)
     render_report(build_report({}, "http://p:9090", "5m", 0.0), console)
@@ -244,6 +295,7 @@ def test_empty_sections_say_what_is_missing() -> None:
     assert "No statement crossed the slow-query threshold" in text
     assert "No N+1 pattern detected" in text
     assert "No cache lookups" in text
+    assert "No task ran in this window." in text
 
 
 def test_statements_stay_readable_in_an_80_column_terminal() -> None:

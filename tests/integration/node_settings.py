@@ -22,3 +22,9 @@ TELEMETRY = {
     "SLOW_QUERY_MS": 50,
     "N_PLUS_ONE_THRESHOLD": 5,
 }
+
+# Celery (tests/integration/celery_app.py), when a test gives the node a broker.
+CELERY_BROKER_URL = os.environ.get("FLEETSCOPE_TEST_BROKER_URL", "memory://")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

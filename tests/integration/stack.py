@@ -166,7 +166,8 @@ def start_gunicorn_node(
                 "--database",
                 database,
             ],
-            env=node_env,
+            # Management commands export too: the setup must not add series to the node's.
+            env={**node_env, "OTEL_SDK_DISABLED": "true"},
             check=True,
             timeout=120,
         )
@@ -269,3 +270,75 @@ def start_balancer(
         process.stop()
         raise
     return settings.url, process
+
+
+def start_redis_broker(workdir: Path) -> tuple[ManagedProcess, str]:
+    """redis-server from the distribution on a free port; (process, broker URL)."""
+    from fleetscope.collector.process import free_port
+    from fleetscope.demo.datastores import start_redis
+
+    server = start_redis(workdir, free_port(), workdir / "redis.log")
+    return server.process, server.url
+
+
+def start_celery_worker(
+    stack: LocalStack,
+    workdir: Path,
+    name: str,
+    broker_url: str,
+    *,
+    pool: str = "prefork",
+    concurrency: int = 2,
+    env: dict[str, str] | None = None,
+) -> ManagedProcess:
+    """A real `celery worker` of tests/integration/celery_app.py exporting to the stack; the
+    node's FLEETSCOPE_TEST_NODE_DIR (its SQLite files) is `workdir`."""
+    import os
+    import sys
+
+    log = workdir / f"celery-{name}.log"
+    offset = log.stat().st_size if log.exists() else 0
+    worker_env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.integration.node_settings",
+        "FLEETSCOPE_TEST_NODE_DIR": str(workdir),
+        "FLEETSCOPE_TEST_BROKER_URL": broker_url,
+        "FLEETSCOPE_NODE": name,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": stack.otlp_endpoint,
+        "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+        **(env or {}),
+    }
+    args = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "tests.integration.celery_app",
+        "worker",
+        "--pool",
+        pool,
+        "--concurrency",
+        str(concurrency),
+        "--hostname",
+        f"{name}@%h",
+        "--loglevel",
+        "INFO",
+        "-O",
+        "fair",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    process = ManagedProcess(f"celery {name}", args, log, env=worker_env).start()
+
+    def ready() -> bool:
+        with log.open("rb") as out:
+            out.seek(offset)
+            return b" ready." in out.read()
+
+    try:
+        process.wait_ready(ready, timeout=90)
+    except BaseException:
+        process.stop()
+        raise
+    return process

@@ -1,5 +1,6 @@
 """Every dashboard query against the live Prometheus fed by two real nodes with unequal load,
-behind the real HAProxy for the Capacity dashboard's series."""
+behind the real HAProxy for the Capacity dashboard's series, and a Celery worker node
+(prefork, on a real Redis) running the tasks node-a queues."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from fleetscope.collector.process import ManagedProcess
 from fleetscope.dashboards.build import dashboard_models
 from fleetscope.dashboards.check import check_all, iter_queries, substitute
+from fleetscope.dashboards.rules import task_alert_measures
 
 from .stack import (
     LocalStack,
@@ -19,7 +22,9 @@ from .stack import (
     eventually,
     seed_books,
     start_balancer,
+    start_celery_worker,
     start_gunicorn_node,
+    start_redis_broker,
 )
 
 SERVICE = "dash-fleet"
@@ -39,6 +44,15 @@ ROUND = [
     "/local-cache/",
 ]
 ROUNDS = {"node-a": 4, "node-b": 2}
+# node-a also queues one of each task per round: every task signal, for the Tasks dashboard.
+TASK_ROUND = [
+    f"/tasks/enqueue/?task={task}"
+    # (Not the cache task: the cache panels' expected ratios count only ROUND's lookups.)
+    for task in ("ok", "fails", "retries_once", "n_plus_one", "slow")
+]
+TASK_PUBLISHER = "node-a"
+TASK_RUNS_PER_ROUND = len(TASK_ROUND) + 1  # retries_once runs twice
+TASK_WORKER = "worker-a"
 CAPACITY = "fleetscope-capacity"
 # Capacity series in each phase: requests through the balancer (stamped with X-Request-Start,
 # split round-robin) and one request with a stamp from the future, straight to node-a (the
@@ -64,10 +78,14 @@ def _extra(node: str, phases: tuple[str, ...]) -> int:
     return sum(BALANCED[p] // 2 + (node == SKEWED_NODE) for p in phases)
 
 
+def _round(node: Node) -> list[str]:
+    return ROUND + (TASK_ROUND if node.name == TASK_PUBLISHER else [])
+
+
 def _play(node: Node, rounds: int, tag: str) -> None:
     with httpx.Client(base_url=node.url, timeout=30) as client:
         for index in range(rounds):
-            for path in ROUND:
+            for path in _round(node):
                 url = path.format(key=f"{tag}-{index}")
                 assert client.get(url).status_code == 200, url
 
@@ -83,11 +101,22 @@ def _sees(stack: LocalStack, node: str, count: int) -> Callable[[], bool]:
     return lambda: _requests_seen(stack, node) == count
 
 
+def _task_runs(stack: LocalStack) -> float | None:
+    return _scalar(stack, f'sum(celery_task_duration_seconds_count{{job="{SERVICE}"}})')
+
+
 @pytest.fixture(scope="module")
 def fleet(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
     nodes: list[Node] = []
-    balancer = None
+    others: list[ManagedProcess] = []
     try:
+        redis, broker_url = start_redis_broker(tmp_path_factory.mktemp("redis"))
+        others.append(redis)
+        env = {
+            "OTEL_SERVICE_NAME": SERVICE,
+            "OTEL_TRACES_SAMPLER": "always_off",
+            "FLEETSCOPE_TEST_BROKER_URL": broker_url,
+        }
         for name in ROUNDS:
             workdir = tmp_path_factory.mktemp(name)
             nodes.append(
@@ -99,13 +128,20 @@ def fleet(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                     # One worker: series are per worker, and the warm-up must create them all.
                     "tests.integration.node_wsgi:application",
                     workers=1,
-                    env={"OTEL_SERVICE_NAME": SERVICE, "OTEL_TRACES_SAMPLER": "always_off"},
+                    env=env,
                 )
             )
             seed_books(workdir)
+            if name == TASK_PUBLISHER:  # the worker shares the publisher's database
+                others.append(
+                    start_celery_worker(
+                        stack, workdir, TASK_WORKER, broker_url, concurrency=1, env=env
+                    )
+                )
         url, balancer = start_balancer(
             stack, tmp_path_factory.mktemp("haproxy"), SERVICE, list(nodes)
         )
+        others.append(balancer)
         by_name = {node.name: node for node in nodes}
         # Warm-up: every series exists in Prometheus before the measured traffic, so rate()
         # sees the measured increase (a series' first sample carries no increase).
@@ -114,23 +150,26 @@ def fleet(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         _through_balancer(url, BALANCED["warm"])
         _skewed(by_name[SKEWED_NODE])
         for node in nodes:
-            total = len(ROUND) + _extra(node.name, ("warm",))
-            eventually(_sees(stack, node.name, total), what=f"warm-up of {node.name}")
+            warm = len(_round(node)) + _extra(node.name, ("warm",))
+            eventually(_sees(stack, node.name, warm), what=f"warm-up of {node.name}")
+        eventually(lambda: _task_runs(stack) == TASK_RUNS_PER_ROUND, what="the warm-up's task runs")
         time.sleep(3)  # a few more scrapes of the warm-up values
         for node in nodes:
             _play(node, ROUNDS[node.name], "run")
         _through_balancer(url, BALANCED["run"])
         _skewed(by_name[SKEWED_NODE])
         for node in nodes:
-            total = (1 + ROUNDS[node.name]) * len(ROUND) + _extra(node.name, ("warm", "run"))
+            total = (1 + ROUNDS[node.name]) * len(_round(node)) + _extra(node.name, ("warm", "run"))
             eventually(_sees(stack, node.name, total), what=f"{total} requests of {node.name}")
+        runs = (1 + ROUNDS[TASK_PUBLISHER]) * TASK_RUNS_PER_ROUND
+        eventually(lambda: _task_runs(stack) == runs, what=f"{runs} task runs")
         time.sleep(3)  # the balancer's exporter is scraped with the final counts
         yield nodes
     finally:
-        if balancer is not None:
-            balancer.stop()
         for node in nodes:
             node.process.stop()
+        for process in reversed(others):
+            process.stop()
 
 
 def _scalar(stack: LocalStack, expr: str) -> float | None:
@@ -219,6 +258,34 @@ def test_requests_per_node_separates_unequal_loads(stack: LocalStack, fleet: lis
     }
     assert set(rates) == set(ROUNDS)
     assert rates["node-a"] > rates["node-b"] > 0
+
+
+def test_every_task_alert_measure_returns_data(stack: LocalStack, fleet: list[Node]) -> None:
+    empty = [
+        f"{alert}: {expr}"
+        for alert, exprs in task_alert_measures().items()
+        for expr in exprs
+        if not stack.query(expr)
+    ]
+    assert not empty, "\n".join(empty)
+
+
+def test_task_panels_count_what_the_worker_ran(stack: LocalStack, fleet: list[Node]) -> None:
+    runs = {
+        (s["metric"]["celery_task_name"].rsplit(".", 1)[-1], s["metric"]["celery_task_outcome"])
+        for s in _panel(stack, "fleetscope-tasks", "Task runs/s by task and outcome")
+    }
+    assert {("ok", "success"), ("fails", "failure"), ("retries_once", "retry")} <= runs
+    detections = {
+        s["metric"]["celery_task_name"].rsplit(".", 1)[-1]: float(s["value"][1])
+        for s in _panel(stack, "fleetscope-tasks", "N+1 detections by task and query")
+    }
+    assert list(detections) == ["n_plus_one"] and detections["n_plus_one"] > 0
+    routes = {
+        s["metric"].get("http_route")
+        for s in _panel(stack, "fleetscope-db", "N+1 detections by route and query")
+    }
+    assert routes == {"/books/n-plus-one/"}  # the task's N+1 is not a route's
 
 
 def test_capacity_panels_show_both_nodes_behind_the_balancer(

@@ -202,6 +202,21 @@ def test_cache_hit_ratio_is_strictly_between_zero_and_one(demo: DemoRun) -> None
         assert min(by_node) < 1, by_node
 
 
+def test_the_worker_node_ran_the_tasks_the_shop_queued(demo: DemoRun) -> None:
+    tasks = {row["task"].rsplit(".", 1)[-1]: row for row in demo.report["tasks"]}
+
+    assert {"send_order_confirmation", "sync_inventory", "refresh_category_ratings"} <= set(tasks)
+    for name in ("send_order_confirmation", "sync_inventory", "refresh_category_ratings"):
+        row = tasks[name]
+        assert row["runs"] > 0 and row["runs_per_s"] > 0, row
+        assert row["p95_duration_s"] > 0 and row["p95_queue_wait_s"] is not None, row
+    # The warehouse fails 35 % of the calls: over dozens of orders, some sync retries.
+    assert tasks["sync_inventory"]["retries"] > 0
+    assert {"celery", "reports"} <= {row["queue"] for row in demo.report["queues"]}
+    # The ratings task's N+1 is the task's, not a route's.
+    assert "" not in {row["route"] for row in demo.report["n_plus_one"]}
+
+
 def test_report_later_reads_the_same_load_window(demo: DemoRun) -> None:
     assert demo.later_report["window"] == demo.report["window"]
     assert demo.later_report["evaluated_at"] == pytest.approx(demo.report["evaluated_at"])
@@ -229,7 +244,8 @@ def test_the_capacity_section_shows_the_balancers_split_queue_time_and_utilizati
 
 
 def test_status_showed_the_running_fleet(demo: DemoRun) -> None:
-    for name in ("collector", "prometheus", *NODES, *(["balancer"] if demo.balanced else [])):
+    balancer = ["balancer"] if demo.balanced else []
+    for name in ("collector", "prometheus", "redis", "worker-1", *NODES, *balancer):
         assert any(name in line and "alive" in line for line in demo.status.splitlines()), name
 
 
@@ -238,7 +254,8 @@ def test_down_leaves_no_process_of_the_demo_running(demo: DemoRun) -> None:
     recorded = {c.name for c in demo.state.components}
     loads = ["balancer"] if demo.balanced else NODES
     extra = {"balancer"} if demo.balanced else set()
-    assert {"collector", "prometheus", *NODES, *extra, *(f"locust-{n}" for n in loads)} <= recorded
+    assert {"collector", "prometheus", "redis", "worker-1", *NODES, *extra} <= recorded
+    assert {f"locust-{n}" for n in loads} <= recorded
     # Collector, Prometheus, HAProxy, and each gunicorn master with its workers were running
     # when the snapshot was taken (locust had finished).
     workers = WORKERS if demo.balanced else dict.fromkeys(NODES, 2)

@@ -18,5 +18,7 @@ urlpatterns = [
     path("local-cache/", views.local_cache),
     path("two-aliases/", views.two_aliases),
     path("preexec/", views.preexec),
+    path("annotated/", views.annotated),
     path("reset/<uidb64>/<token>/", views.password_reset),
+    path("tasks/enqueue/", views.enqueue),
 ]

@@ -106,3 +106,33 @@ def preexec(request: HttpRequest) -> JsonResponse:
 def password_reset(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
     """Shaped like django.contrib.auth's reset URL: the path itself is a credential."""
     return HttpResponse("ok")
+
+
+def annotated(request: HttpRequest) -> JsonResponse:
+    """What application code does with the current span: attributes, events, exceptions,
+    and spans of its own from the global tracer."""
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    span.set_attribute("shop.customer_tier", "gold")
+    span.add_event("cart loaded", {"items": 3})
+    try:
+        raise ValueError("handled")
+    except ValueError as exc:
+        span.record_exception(exc)
+    with trace.get_tracer("shop").start_as_current_span("user work"):
+        pass
+    return JsonResponse({"ok": True})
+
+
+def enqueue(request: HttpRequest) -> JsonResponse:
+    """Queues `?task=<name>` (`&times=<n>`) of testapp/tasks.py: the request a task's trace
+    continues."""
+    from .tasks import TASKS
+
+    task = TASKS[request.GET.get("task", "ok")]
+    args: list[object] = [float(request.GET["seconds"])] if "seconds" in request.GET else []
+    if "key" in request.GET:
+        args = [request.GET["key"]]
+    ids = [task.delay(*args).id for _ in range(int(request.GET.get("times", "1")))]
+    return JsonResponse({"queued": ids})
