@@ -184,6 +184,7 @@ def xy_panel(
                 },
             )
         )
+        .mapping(xychart_models.SeriesMapping.AUTO)
         .show(xychart_models.XYShowMode.POINTS)
         .point_size(xychart.XychartFieldConfigPointSize().fixed(5))
         .min(0)
