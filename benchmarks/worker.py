@@ -92,6 +92,11 @@ def _fleetscope_exporters(config: str) -> None:
     runtime.worker = worker
 
 
+# "fleetscope-stamped": every request carries a load balancer's stamp, as behind HAProxy
+# (docs/capacity.md). The value is made once; the other configurations' environ is unchanged.
+STAMP = f"t={int((time.time() - 0.002) * 1e6)}"
+
+
 def _environ(path: str) -> dict[str, Any]:
     return {
         "REQUEST_METHOD": "GET",
@@ -107,13 +112,26 @@ def _environ(path: str) -> dict[str, Any]:
     }
 
 
+def _stamped_environ(path: str) -> dict[str, Any]:
+    environ = _environ(path)
+    environ["HTTP_X_REQUEST_START"] = STAMP
+    return environ
+
+
 def _start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
     assert status.startswith("200"), status
     return lambda data: None
 
 
+ENVIRON = (
+    _stamped_environ
+    if os.environ.get("FLEETSCOPE_BENCH_CONFIG") == "fleetscope-stamped"
+    else _environ
+)
+
+
 def _call(app: Callable[..., Iterable[bytes]], path: str) -> None:
-    result = app(_environ(path), _start_response)
+    result = app(ENVIRON(path), _start_response)
     for _ in result:
         pass
     close = getattr(result, "close", None)

@@ -21,6 +21,8 @@ class PrometheusSettings:
     self_metrics_targets: tuple[str, ...] = ("127.0.0.1:8888",)
     scrape_interval: str = "5s"
     rule_files: tuple[Path, ...] = ()
+    # host:port targets of HAProxy's Prometheus exporter (the demo's load balancer).
+    balancer_targets: tuple[str, ...] = ()
 
     @classmethod
     def on_free_port(cls, **kwargs: object) -> PrometheusSettings:
@@ -56,6 +58,14 @@ def render_config(settings: PrometheusSettings) -> str:
             },
         ],
     }
+    if settings.balancer_targets:
+        config["scrape_configs"].append(  # type: ignore[attr-defined]
+            {
+                "job_name": "haproxy",
+                "metrics_path": "/metrics",
+                "static_configs": [{"targets": list(settings.balancer_targets)}],
+            }
+        )
     return yaml.safe_dump(config, sort_keys=False)
 
 

@@ -11,6 +11,7 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from .cache import cache_dashboard
+from .capacity import capacity_dashboard
 from .database import database_dashboard
 from .fleet import fleet_dashboard
 from .node import node_dashboard
@@ -28,6 +29,7 @@ DASHBOARDS: tuple[Callable[[], Dashboard], ...] = (
     cache_dashboard,
     node_dashboard,
     slo_dashboard,
+    capacity_dashboard,
     tasks_dashboard,
 )
 

@@ -24,8 +24,9 @@ _BUILTIN = re.compile(
     r"\$\{?(__rate_interval_ms|__rate_interval|__interval_ms|__interval|__range_s|__range_ms"
     r"|__range)\}?"
 )
-# $var, ${var}, ${var:format}, [[var]]
-_VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\$(\w+)|\[\[(\w+)\]\]")
+# $var, ${var}, ${var:format}, [[var]]; not `$1`, a capture group in label_replace, which
+# Grafana leaves alone as no variable is called that.
+_VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\$([A-Za-z_]\w*)|\[\[(\w+)\]\]")
 _LABEL_VALUES = re.compile(
     r"^\s*label_values\(\s*(?:(?P<selector>.+?)\s*,\s*)?(?P<label>\w+)\s*\)\s*$"
 )

@@ -7,6 +7,7 @@ from grafana_foundation_sdk.builders import stat, table, timeseries
 
 from . import metrics as m
 from .panels import (
+    CAPACITY_UID,
     DATABASE_UID,
     FLEET_UID,
     SILK_ROUTE_URL,
@@ -14,6 +15,7 @@ from .panels import (
     KeyColumn,
     assemble,
     cell,
+    dashboard_link,
     dashboard_url,
     data_link,
     new_dashboard,
@@ -294,6 +296,13 @@ def fleet_dashboard() -> dash.Dashboard:
             "Fleetscope / Fleet overview",
             "Every node of the fleet at a glance: reporting, load, errors, latency, resources.",
             [service_variable(), node_variable(), silk_base_url_variable()],
+            links=[
+                dashboard_link(
+                    "Capacity",
+                    CAPACITY_UID,
+                    "Queue time, worker utilization, the load balancer and scalability.",
+                )
+            ],
         ),
         section(
             "Fleet health",

@@ -13,6 +13,7 @@ REQUEST_DURATION: Final = "http_server_request_duration_seconds"
 DB_DURATION: Final = "db_client_operation_duration_seconds"
 DB_QUERIES_PER_REQUEST: Final = "django_db_queries_per_request"
 CACHE_DURATION: Final = "django_cache_operation_duration_seconds"
+QUEUE_TIME: Final = "http_server_request_queue_time_seconds"
 
 # Bucket bounds (le) of the request-duration histogram (telemetry.aggregate.DURATION_BOUNDS):
 # the latency thresholds an SLO can use.
@@ -38,6 +39,10 @@ DB_STATEMENT_INFO: Final = "django_db_statement_info"
 DB_SLOW_QUERIES: Final = "django_db_slow_queries_total"
 DB_N_PLUS_ONE: Final = "django_db_n_plus_one_total"
 CACHE_OPERATIONS: Final = "django_cache_operations_total"
+# Capacity (docs/capacity.md): seconds each worker had a request in flight, and the
+# load balancer's stamps that were dropped.
+WORKER_BUSY: Final = "fleetscope_worker_busy_time_seconds_total"
+QUEUE_TIME_REJECTED: Final = "fleetscope_request_queue_time_rejected_total"
 
 PROCESS_CPU: Final = "process_cpu_time_seconds_total"
 PROCESS_RSS: Final = "process_memory_usage_bytes"
@@ -61,6 +66,7 @@ HISTOGRAMS: Final = (
     DB_DURATION,
     DB_QUERIES_PER_REQUEST,
     CACHE_DURATION,
+    QUEUE_TIME,
     TASK_DURATION,
     TASK_QUEUE_WAIT,
     DB_QUERIES_PER_TASK,
@@ -72,6 +78,8 @@ SERIES: Final = (
     DB_SLOW_QUERIES,
     DB_N_PLUS_ONE,
     CACHE_OPERATIONS,
+    WORKER_BUSY,
+    QUEUE_TIME_REJECTED,
     PROCESS_CPU,
     PROCESS_RSS,
     PROCESS_VIRTUAL,
@@ -121,3 +129,23 @@ ERROR_TYPE: Final = "error_type"
 
 CPU_MODE: Final = "type"
 GC_GENERATION: Final = "cpython_gc_generation"
+REJECTED_REASON: Final = "reason"
+
+# The load balancer's own series: HAProxy's built-in Prometheus exporter, scraped directly
+# (not through the collector). Fleetscope's convention (docs/capacity.md): the backend is
+# named after the service (`job`) and each server after its node (`host_name`), so the
+# dashboards' $service and $node variables select balancer series too.
+BALANCER_BACKEND_QUEUE: Final = "haproxy_backend_current_queue"
+BALANCER_SERVER_QUEUE: Final = "haproxy_server_current_queue"
+BALANCER_SERVER_SESSIONS: Final = "haproxy_server_current_sessions"
+BALANCER_SERVER_RESPONSES: Final = "haproxy_server_http_responses_total"
+BALANCER_SERVER_RESPONSE_TIME: Final = "haproxy_server_response_time_average_seconds"
+BALANCER_SERIES: Final = (
+    BALANCER_BACKEND_QUEUE,
+    BALANCER_SERVER_QUEUE,
+    BALANCER_SERVER_SESSIONS,
+    BALANCER_SERVER_RESPONSES,
+    BALANCER_SERVER_RESPONSE_TIME,
+)
+BALANCER_BACKEND: Final = "proxy"
+BALANCER_SERVER: Final = "server"

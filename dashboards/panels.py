@@ -9,11 +9,12 @@ from typing import TypeAlias
 
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dash
-from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
+from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries, xychart
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dash_models
 from grafana_foundation_sdk.models import prometheus as prometheus_models
+from grafana_foundation_sdk.models import xychart as xychart_models
 
 from . import metrics as m
 from .queries import Selector, label_values
@@ -27,6 +28,7 @@ DATABASE_UID = "fleetscope-db"
 CACHE_UID = "fleetscope-cache"
 NODE_UID = "fleetscope-node"
 SLO_UID = "fleetscope-slo"
+CAPACITY_UID = "fleetscope-capacity"
 TASKS_UID = "fleetscope-tasks"
 
 TAG = "fleetscope"
@@ -156,6 +158,48 @@ def stat_panel(
     return panel
 
 
+def xy_panel(
+    title: str,
+    description: str,
+    x: prometheus.Dataquery,
+    y: prometheus.Dataquery,
+    *,
+    x_unit: str,
+    y_unit: str,
+) -> xychart.Panel:
+    """A scatter of one query against another at the same timestamps: both are joined on
+    time into one frame whose first number field is X (Grafana's automatic mapping)."""
+    x_name = x.build().legend_format or "x"
+    y_name = y.build().legend_format or "y"
+    return (
+        xychart.Panel()
+        .title(title)
+        .description(description)
+        .datasource(PROMETHEUS)
+        .targets(list(_ref_ids([x, y])))
+        .with_transformation(
+            dash_models.DataTransformerConfig(
+                id_val="joinByField", options={"byField": "Time", "mode": "outer"}
+            )
+        )
+        .with_transformation(
+            dash_models.DataTransformerConfig(
+                id_val="organize",
+                options={
+                    "excludeByName": {"Time": True},
+                    "indexByName": {x_name: 0, y_name: 1},
+                },
+            )
+        )
+        .mapping(xychart_models.SeriesMapping.AUTO)
+        .show(xychart_models.XYShowMode.POINTS)
+        .point_size(xychart.XychartFieldConfigPointSize().fixed(5))
+        .min(0)
+        .override_by_name(x_name, [dash_models.DynamicConfigValue(id_val="unit", value=x_unit)])
+        .override_by_name(y_name, [dash_models.DynamicConfigValue(id_val="unit", value=y_unit)])
+    )
+
+
 @dataclass(frozen=True)
 class Column:
     """One value column of a table panel: its header, query and unit."""
@@ -244,6 +288,19 @@ def node_detail_link(node_value: str) -> dash.DashboardLink:
     return data_link("Node detail", dashboard_url(NODE_UID, ["service"], node=node_value))
 
 
+def dashboard_link(title: str, uid: str, tooltip: str) -> dash.DashboardLink:
+    """A link in a dashboard's header to another Fleetscope dashboard, keeping time and
+    variables."""
+    return (
+        dash.DashboardLink(title)
+        .type(dash_models.DashboardLinkType.LINK)
+        .url(f"/d/{uid}/")
+        .tooltip(tooltip)
+        .include_vars(True)
+        .keep_time(True)
+    )
+
+
 def fleetscope_dashboards_link() -> dash.DashboardLink:
     return (
         dash.DashboardLink("Fleetscope")
@@ -317,6 +374,7 @@ def new_dashboard(
     title: str,
     description: str,
     variables: Sequence[cogbuilder.Builder[dash_models.VariableModel]],
+    links: Sequence[dash.DashboardLink] = (),
 ) -> dash.Dashboard:
     return (
         dash.Dashboard(title)
@@ -327,7 +385,7 @@ def new_dashboard(
         .refresh("30s")
         .timezone("browser")
         .tooltip(dash_models.DashboardCursorSync.CROSSHAIR)
-        .links([fleetscope_dashboards_link()])
+        .links([fleetscope_dashboards_link(), *links])
         .variables(list(variables))
         .annotation(deploy_annotation())
     )

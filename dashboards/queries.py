@@ -41,16 +41,29 @@ class Selector:
 
     variables: tuple[str, ...] = ()
     matchers: tuple[tuple[str, str, str], ...] = ()
+    # Variable -> label for series that name the same thing differently (the load
+    # balancer's `proxy`/`server` for `job`/`host_name`); see `relabeled`.
+    labels: tuple[tuple[str, str], ...] = ()
 
     def using(self, *variables: str) -> Selector:
         unknown = [v for v in variables if v not in VARIABLE_LABELS]
         if unknown:
             raise ValueError(f"no label is known for template variable(s) {unknown}")
         added = tuple(v for v in variables if v not in self.variables)
-        return Selector(self.variables + added, self.matchers)
+        return Selector(self.variables + added, self.matchers, self.labels)
 
     def without(self, *variables: str) -> Selector:
-        return Selector(tuple(v for v in self.variables if v not in variables), self.matchers)
+        kept = tuple(v for v in self.variables if v not in variables)
+        return Selector(kept, self.matchers, self.labels)
+
+    def relabeled(self, **labels: str) -> Selector:
+        """The same variables matched against other labels:
+        `.relabeled(service="proxy")` renders `proxy=~"$service"`."""
+        unknown = [v for v in labels if v not in VARIABLE_LABELS]
+        if unknown:
+            raise ValueError(f"no label is known for template variable(s) {unknown}")
+        merged = {**dict(self.labels), **labels}
+        return Selector(self.variables, self.matchers, tuple(sorted(merged.items())))
 
     def where(self, **labels: str) -> Selector:
         """Exact matches: `.where(django_cache_result="hit")`."""
@@ -70,10 +83,11 @@ class Selector:
 
     def _with(self, op: str, labels: dict[str, str]) -> Selector:
         added = tuple((name, op, value) for name, value in sorted(labels.items()))
-        return Selector(self.variables, self.matchers + added)
+        return Selector(self.variables, self.matchers + added, self.labels)
 
     def render(self) -> str:
-        parts = [f'{VARIABLE_LABELS[v]}=~"${v}"' for v in self.variables]
+        names = {**VARIABLE_LABELS, **dict(self.labels)}
+        parts = [f'{names[v]}=~"${v}"' for v in self.variables]
         parts += [f'{name}{op}"{_escape(value)}"' for name, op, value in self.matchers]
         return "{" + ", ".join(parts) + "}" if parts else ""
 
@@ -229,6 +243,12 @@ def with_statement_text(expr: str, sel: Selector, window: str = RANGE_WINDOW) ->
         f"({expr}) * on ({m.FINGERPRINT}) group_left ({m.QUERY_SUMMARY}, {m.QUERY_TEXT}) "
         f"{one_info} or on ({m.FINGERPRINT}) ({expr})"
     )
+
+
+def renamed_label(expr: str, target: str, source: str) -> str:
+    """`expr` with the value of label `source` copied to `target` (e.g. the balancer's
+    `server` as `host_name`), so its rows join those of the nodes' own series."""
+    return f'label_replace({expr}, "{target}", "$1", "{source}", "(.*)")'
 
 
 def label_values(series: str, label: str, sel: Selector) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import yaml
 
 from . import metrics as m
-from .queries import Selector, aggregate, exact_rate, exact_ratio, quantile, stopped
+from .queries import Selector, aggregate, exact_rate, exact_ratio, gauge, quantile, ratio, stopped
 
 RULES_FILE_NAME = "fleetscope-rules.yml"
 
@@ -17,6 +17,9 @@ ROUTE_MIN_REQUESTS_PER_SECOND = 0.1
 ERROR_RATIO = 0.05
 CACHE_HIT_RATIO_DROP = 0.75  # alert below this fraction of the 6 h hit ratio
 SLOW_QUERIES_PER_SECOND = 0.2
+QUEUE_TIME_P95_SECONDS = 0.1  # requests waiting this long for a worker, sustained
+QUEUE_MIN_REQUESTS_PER_SECOND = 0.1
+WORKER_UTILIZATION = 0.85  # busy workers / workers on a node, sustained
 STOPPED_WINDOW = "1h"
 # Celery tasks.
 QUEUE_DEPTH_MIN = 100  # a growing queue alerts only past this many waiting messages
@@ -34,6 +37,7 @@ CACHE_HITS = EVERYTHING.where(**{m.CACHE_RESULT: "hit"})
 CACHE_LOOKUPS = EVERYTHING.matching(**{m.CACHE_RESULT: "hit|miss"})
 
 REQUESTS = f"{m.REQUEST_DURATION}_count"
+QUEUED = f"{m.QUEUE_TIME}_count"
 TASK_RUNS = f"{m.TASK_DURATION}_count"
 TASK_WORK = EVERYTHING.excluding(**{m.TASK: ""})
 TASK_FAILED = TASK_WORK.where(**{m.TASK_OUTCOME: "failure"})
@@ -64,6 +68,22 @@ def _hit_ratio(window: str) -> str:
     return exact_ratio(
         m.CACHE_OPERATIONS, CACHE_HITS, CACHE_LOOKUPS, (m.SERVICE, m.CACHE_ALIAS), window
     )
+
+
+NODE = (m.SERVICE, m.NODE)
+
+
+def node_utilization(window: str) -> str:
+    """What FleetscopeWorkersSaturated compares with its threshold: busy workers / workers."""
+    return ratio(
+        exact_rate(m.WORKER_BUSY, EVERYTHING, NODE, window),
+        gauge(m.WORKER_BUSY, EVERYTHING, NODE, "count"),
+    )
+
+
+def node_queue_time_p95(window: str) -> str:
+    """What FleetscopeRequestsQueueing compares with its threshold."""
+    return quantile(0.95, m.QUEUE_TIME, EVERYTHING, NODE, window)
 
 
 def alerts() -> list[Alert]:
@@ -122,6 +142,30 @@ def alerts() -> list[Alert]:
             "Statement fingerprint {{ $labels.django_db_fingerprint }} in {{ $labels.job }} "
             f"exceeded the slow-query threshold more than {SLOW_QUERIES_PER_SECOND} times per "
             "second for 10 minutes; see the Slow queries dashboard for its text.",
+        ),
+        Alert(
+            "FleetscopeRequestsQueueing",
+            f"{node_queue_time_p95('5m')} > {QUEUE_TIME_P95_SECONDS}"
+            f" and {exact_rate(QUEUED, EVERYTHING, NODE, '5m')} > {QUEUE_MIN_REQUESTS_PER_SECOND}",
+            "10m",
+            "warning",
+            "Requests queue {{ $value | humanizeDuration }} (p95) before a worker of "
+            "{{ $labels.host_name }} takes them",
+            f"The 95th percentile queue time of {{{{ $labels.host_name }}}} in "
+            f"{{{{ $labels.job }}}} has been above {QUEUE_TIME_P95_SECONDS:g}s for 10 minutes: "
+            "its workers cannot keep up. With high utilization, add nodes or workers; see the "
+            "Capacity dashboard.",
+        ),
+        Alert(
+            "FleetscopeWorkersSaturated",
+            f"{node_utilization('5m')} > {WORKER_UTILIZATION}",
+            "10m",
+            "warning",
+            "Workers of {{ $labels.host_name }} are busy {{ $value | humanizePercentage }} "
+            "of the time",
+            f"The workers of {{{{ $labels.host_name }}}} in {{{{ $labels.job }}}} have been busy "
+            f"more than {WORKER_UTILIZATION:.0%} of the time for 10 minutes: requests will "
+            "queue at the next peak. See the Capacity dashboard for queue time and headroom.",
         ),
         *task_alerts(),
     ]

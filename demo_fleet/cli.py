@@ -27,11 +27,14 @@ from .launcher import (
     DemoLauncher,
     DemoOptions,
     Terminated,
+    balanced_workers,
     generated_dir,
     provisioning_dir,
 )
 from .progress import DemoDisplay
 from .report import collect_report, render_report, requests_seen
+from .scaletest import DEFAULT_STEPS, ScaleTestOptions, run_scale_test
+from .scaletest_report import render_scale_test
 from .state import LoadWindow, is_alive, load_state, remove_state, stop_components
 
 app = typer.Typer(
@@ -44,6 +47,7 @@ out_console = Console(soft_wrap=False)
 err_console = Console(stderr=True)
 
 DEFAULT_WORKDIR = Path(".fleetscope/demo")
+DEFAULT_SCALE_WORKDIR = Path(".fleetscope/scale-test")
 DEFAULT_PROMETHEUS = "http://127.0.0.1:9090"
 DEFAULT_REPORT_WINDOW = "5m"
 # How long `down` lets a running `up` stop its own processes before stopping them itself.
@@ -98,10 +102,39 @@ def _uninterruptible() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous_term)
 
 
+def int_list(value: str, option: str) -> tuple[int, ...]:
+    """ "4,2,1" -> (4, 2, 1), with an error naming the option."""
+    try:
+        numbers = tuple(int(part) for part in value.replace(" ", "").split(","))
+    except ValueError:
+        raise FleetscopeError(
+            f"{option} takes a number or a comma-separated list of numbers (e.g. 4,2,1), "
+            f"not {value!r}."
+        ) from None
+    return numbers
+
+
+def node_workers(workers: str | None, nodes: int, balanced: bool) -> tuple[int, tuple[int, ...]]:
+    """(workers, per-node workers) from `--workers`: one number for all nodes, a list of one
+    per node, or by default 2 each, or 3…2,1 behind the balancer."""
+    if workers is None:
+        return (2, ()) if not balanced else (2, balanced_workers(nodes))
+    numbers = int_list(workers, "--workers")
+    if len(numbers) == 1:
+        return numbers[0], ()
+    return max(numbers), numbers
+
+
 @app.command()
 def up(
     nodes: Annotated[int, typer.Option(help="Gunicorn nodes (node-1 … node-N).")] = 3,
-    workers: Annotated[int, typer.Option(help="Gunicorn workers per node.")] = 2,
+    workers: Annotated[
+        str | None,
+        typer.Option(
+            help="Gunicorn workers: one number for every node, or one per node (4,2,1). "
+            "Default: 2, or 3…3,2,1 behind the balancer so the nodes saturate differently."
+        ),
+    ] = None,
     duration: Annotated[
         int | None,
         typer.Option(
@@ -111,9 +144,20 @@ def up(
     users: Annotated[
         int | None,
         typer.Option(
-            help="Locust users over all nodes, split N:…:2:1 so the nodes carry different "
-            "load. Default: N*(N+1)."
+            help="Locust users: all through the balancer, or without it split N:…:2:1 over "
+            "the nodes. Default: N*(N+1)."
         ),
+    ] = None,
+    balancer: Annotated[
+        bool,
+        typer.Option(
+            help="Put HAProxy in front of the nodes (stamps X-Request-Start; locust loads it). "
+            "--no-balancer loads each node directly."
+        ),
+    ] = True,
+    weights: Annotated[
+        str | None,
+        typer.Option(help="The balancer's weight of each node, e.g. 3,2,1. Default: all equal."),
     ] = None,
     db: Annotated[
         DatabaseChoice,
@@ -148,6 +192,12 @@ def up(
         int, typer.Option(help="node-i listens on base-port + i - 1.", rich_help_panel=PORTS)
     ] = 8001,
     prometheus_port: Annotated[int, typer.Option(rich_help_panel=PORTS)] = 9090,
+    balancer_port: Annotated[
+        int, typer.Option(help="Where the balancer takes requests.", rich_help_panel=PORTS)
+    ] = 8000,
+    balancer_metrics_port: Annotated[
+        int, typer.Option(help="The balancer's Prometheus exporter.", rich_help_panel=PORTS)
+    ] = 8404,
     otlp_grpc_port: Annotated[int, typer.Option(rich_help_panel=PORTS)] = 4317,
     otlp_http_port: Annotated[int, typer.Option(rich_help_panel=PORTS)] = 4318,
     collector_health_port: Annotated[int, typer.Option(rich_help_panel=PORTS)] = 13133,
@@ -165,10 +215,21 @@ def up(
         float, typer.Option(help="Share of requests traced.", rich_help_panel=TUNING)
     ] = 0.1,
 ) -> None:
-    """Start collector, Prometheus, the shop's nodes and load; report when the load ends."""
+    """Start collector, Prometheus, the shop's nodes behind a load balancer, and load; report
+    when the load ends."""
+    try:
+        worker_count, per_node = node_workers(workers, nodes, balancer)
+        node_weights = int_list(weights, "--weights") if weights is not None else ()
+    except FleetscopeError as exc:
+        raise _fail(exc) from None
     options = DemoOptions(
         nodes=nodes,
-        workers=workers,
+        workers=worker_count,
+        node_workers=per_node,
+        balancer=balancer,
+        weights=node_weights,
+        balancer_port=balancer_port,
+        balancer_metrics_port=balancer_metrics_port,
         duration_s=duration,
         users=users,
         db=db.value,
@@ -356,3 +417,72 @@ def down(workdir: WorkdirOption = DEFAULT_WORKDIR) -> None:
     remove_state(state)
     names = ", ".join(c.name for c in running) or "none were still running"
     out_console.print(f"Stopped the demo in {workdir}: {names}.", highlight=False)
+
+
+@app.command("scale-test")
+def scale_test(
+    nodes: Annotated[int, typer.Option(help="Identical nodes behind the balancer.")] = 2,
+    workers: Annotated[int, typer.Option(help="Gunicorn workers per node.")] = 2,
+    steps: Annotated[str, typer.Option(help="Users per node at each step, increasing.")] = ",".join(
+        str(s) for s in DEFAULT_STEPS
+    ),
+    step_seconds: Annotated[int, typer.Option(help="Length of every step.")] = 40,
+    warmup_seconds: Annotated[
+        int, typer.Option(help="Left out of each step's measurement (ramp, pipeline lag).")
+    ] = 12,
+    think_ms: Annotated[
+        int,
+        typer.Option(help="Each user's pause between requests (0: back to back)."),
+    ] = 100,
+    current_rps: Annotated[
+        float | None,
+        typer.Option(
+            help="The fleet's usual requests/s, for the headroom figure. Default: the first "
+            "step's throughput."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Where scale-test.json and .png go. Default: --workdir.")
+    ] = None,
+    workdir: Annotated[
+        Path, typer.Option(help="The fleet's state, logs and data.")
+    ] = DEFAULT_SCALE_WORKDIR,
+    keep: Annotated[bool, typer.Option(help="Leave the fleet running afterwards.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Step the load on a demo fleet behind HAProxy, read throughput and latency per step from
+    Prometheus, fit the Universal Scalability Law: σ, κ, λ, peak, headroom, a plot."""
+    began = time.monotonic()
+    try:
+        options = ScaleTestOptions(
+            nodes=nodes,
+            workers=workers,
+            steps=int_list(steps, "--steps"),
+            step_s=step_seconds,
+            warmup_s=warmup_seconds,
+            think_ms=think_ms,
+            workdir=workdir,
+            out=out,
+            current_rps=current_rps,
+            keep=keep,
+        )
+        options.validate()
+    except FleetscopeError as exc:
+        raise _fail(exc) from None
+    display = DemoDisplay(err_console)
+    with _sigterm_raises():
+        try:
+            with display:
+                result = run_scale_test(options, display)
+        except (Terminated, KeyboardInterrupt):
+            err_console.print("Interrupted: the fleet was stopped.")
+            raise typer.Exit(130) from None
+        except FleetscopeError as exc:
+            raise _fail(exc) from None
+    elapsed = time.monotonic() - began
+    if json_output:
+        print(json.dumps({**result.to_dict(), "command_s": elapsed}, indent=2))
+    else:
+        render_scale_test(result, out_console, elapsed)
+    if result.fit is None:
+        raise typer.Exit(1)

@@ -1,4 +1,5 @@
-"""The demo fleet launcher: collector, Prometheus, PostgreSQL/Redis, N gunicorn nodes, load.
+"""The demo fleet launcher: collector, Prometheus, PostgreSQL/Redis, N gunicorn nodes, the load
+balancer (HAProxy) in front of them, load.
 
 `DemoLauncher` starts each piece, records its pid in the workdir's state file as soon as it
 runs (so `fleetscope demo down` can stop it even if this process dies), and stops them in
@@ -25,9 +26,9 @@ from fleetscope.collector.prometheus import PrometheusSettings, start_prometheus
 from fleetscope.collector.run import CollectorPorts, CollectorSettings, start_collector
 from fleetscope.errors import FleetscopeError
 
-from . import datastores, loadgen
+from . import balancer, datastores, loadgen
 from .ports import HOST, PortPlan, check_plan, fixed_plan, free_plan
-from .progress import DemoDisplay, LoadProgress, NodeLoad
+from .progress import BalancedLoad, DemoDisplay, LoadProgress, NodeLoad
 from .state import (
     Component,
     DemoState,
@@ -45,12 +46,18 @@ SETTINGS_MODULE = "fleetscope.demo.settings"
 WSGI_APP = "fleetscope.demo.wsgi:application"
 SERVICE_NAME = "demo-shop"
 MAX_NODES = 50
+MAX_WEIGHT = 256  # HAProxy's largest server weight
+# Behind the balancer the nodes differ by workers instead of by load: the last ones get 2
+# and 1, the others 3, so the smallest saturates first (`--workers` overrides).
+BALANCED_MAX_WORKERS = 3
 # How long a node may take to import Django and bind its port.
 NODE_START_TIMEOUT_S = 90.0
 # Locust gets this long past its --run-time before it is stopped by force.
 LOAD_GRACE_S = 20.0
 # Sent/seen counts refresh this often while the load runs.
 PROGRESS_INTERVAL_S = 2.0
+# The locust behind the balancer: its stats prefix, log and state name (`locust-balancer`).
+BALANCER_LOAD = "balancer"
 
 
 def _default_workdir() -> Path:
@@ -63,6 +70,8 @@ class DemoOptions:
 
     nodes: int = 3
     workers: int = 2
+    # Workers of each node (overrides `workers`): `--workers 4,2,1`.
+    node_workers: tuple[int, ...] = ()
     duration_s: int | None = None
     users: int | None = None
     db: Database = "sqlite"
@@ -76,9 +85,25 @@ class DemoOptions:
     export_interval_ms: int = 5000
     scrape_interval_s: int = 5
     trace_sample_ratio: float = 0.1
+    # The load balancer in front of the nodes (locust then loads it, not the nodes).
+    balancer: bool = True
+    balancer_port: int = 8000
+    balancer_metrics_port: int = 8404
+    weights: tuple[int, ...] = ()  # HAProxy server weights, one per node; default all 1
+
     # Celery: one worker node (worker-1) on a Redis broker, fed by the shop's views.
     tasks: bool = True
     task_concurrency: int = 2
+
+    @property
+    def workers_per_node(self) -> list[int]:
+        if self.node_workers:
+            return list(self.node_workers)
+        return [self.workers] * self.nodes
+
+    @property
+    def server_weights(self) -> list[int]:
+        return list(self.weights) if self.weights else [1] * self.nodes
 
     @property
     def total_users(self) -> int:
@@ -95,6 +120,22 @@ class DemoOptions:
             raise FleetscopeError(f"--nodes must be between 1 and {MAX_NODES}, not {self.nodes}.")
         if self.workers < 1:
             raise FleetscopeError(f"--workers must be at least 1, not {self.workers}.")
+        if self.node_workers and len(self.node_workers) != self.nodes:
+            raise FleetscopeError(
+                f"--workers lists {len(self.node_workers)} numbers for {self.nodes} nodes; give "
+                "one number for every node, or a single number for all."
+            )
+        if any(w < 1 for w in self.node_workers):
+            raise FleetscopeError("--workers: every node needs at least 1 worker.")
+        if self.weights and not self.balancer:
+            raise FleetscopeError("--weights sets the load balancer's weights: drop --no-balancer.")
+        if self.weights and len(self.weights) != self.nodes:
+            raise FleetscopeError(
+                f"--weights lists {len(self.weights)} numbers for {self.nodes} nodes; give one "
+                "weight per node."
+            )
+        if any(not 1 <= w <= MAX_WEIGHT for w in self.weights):
+            raise FleetscopeError(f"--weights must be between 1 and {MAX_WEIGHT}.")
         if self.duration_s is not None and self.duration_s < 1:
             raise FleetscopeError(f"--duration must be at least 1 second, not {self.duration_s}.")
         if self.db not in ("sqlite", "postgres"):
@@ -111,12 +152,24 @@ class DemoOptions:
             raise FleetscopeError(
                 f"--task-concurrency must be at least 1, not {self.task_concurrency}."
             )
-        loadgen.users_per_node(self.total_users, self.nodes)
+        if self.balancer:
+            if self.total_users < 1:
+                raise FleetscopeError(f"--users must be at least 1, not {self.total_users}.")
+        else:
+            loadgen.users_per_node(self.total_users, self.nodes)
 
     def port_plan(self) -> PortPlan:
         if self.free_ports:
-            return free_plan(self.nodes)
-        return fixed_plan(self.collector_ports, self.prometheus_port, self.base_port, self.nodes)
+            return free_plan(self.nodes, balancer=self.balancer)
+        ports = (self.balancer_port, self.balancer_metrics_port) if self.balancer else None
+        return fixed_plan(
+            self.collector_ports, self.prometheus_port, self.base_port, self.nodes, ports
+        )
+
+
+def balanced_workers(nodes: int) -> tuple[int, ...]:
+    """Default workers per node behind the balancer: ..., 3, 2, 1 (node-N smallest)."""
+    return tuple(max(1, min(BALANCED_MAX_WORKERS, nodes - i)) for i in range(nodes))
 
 
 def node_name(index: int) -> str:
@@ -270,6 +323,7 @@ class DemoLauncher:
         self.broker_url: str | None = None
         self.node_urls: dict[str, str] = {}
         self.load_processes: dict[str, ManagedProcess] = {}
+        self.balancer: balancer.BalancerSettings | None = None
 
     # -- before anything starts ------------------------------------------------------
 
@@ -300,6 +354,8 @@ class DemoLauncher:
             datastores.locate_postgres()
         if self.options.cache == "redis":
             datastores.locate_redis()
+        if self.options.balancer:
+            balancer.locate_haproxy()
         if self.options.tasks:
             self._preflight_tasks()
         self.plan = plan
@@ -323,6 +379,8 @@ class DemoLauncher:
             self._start_broker()
         self._prepare_database()
         self._start_nodes(plan)
+        if self.options.balancer:
+            self._start_balancer(plan)
         if self.options.tasks:
             self._start_task_worker()
 
@@ -345,6 +403,11 @@ class DemoLauncher:
                 stop_signal=stop_signal,
             )
         )
+
+    def add_process(self, name: str, role: str, process: ManagedProcess, endpoint: str) -> None:
+        """Record a process started beside the launcher (the scale test's locust), so that
+        `stop()` and `fleetscope demo down` stop it like every other."""
+        self._record(name, role, process, endpoint)
 
     def _start_collector(self, plan: PortPlan) -> None:
         settings = CollectorSettings(ports=plan.collector, workdir=self.workdir / "collector")
@@ -374,6 +437,9 @@ class DemoLauncher:
             self_metrics_targets=(plan.collector.self_metrics_target,),
             scrape_interval=f"{self.options.scrape_interval_s}s",
             rule_files=_rule_files(),
+            balancer_targets=(
+                (f"{HOST}:{plan.balancer_metrics}",) if plan.balancer_metrics is not None else ()
+            ),
         )
         self.display.component("prometheus", "starting", endpoint=settings.url)
         process = start_prometheus(settings)
@@ -505,12 +571,13 @@ class DemoLauncher:
 
     def _start_nodes(self, plan: PortPlan) -> None:
         started: list[tuple[str, int, ManagedProcess]] = []
+        workers = self.options.workers_per_node
         for index, port in enumerate(plan.nodes, 1):
             name = node_name(index)
             url = f"http://{HOST}:{port}"
             process = ManagedProcess(
                 name,
-                gunicorn_command(port, self.options.workers),
+                gunicorn_command(port, workers[index - 1]),
                 self.workdir / "logs" / f"{name}.log",
                 env=self._env(name),
                 cwd=self.workdir,
@@ -518,7 +585,7 @@ class DemoLauncher:
             self._record(name, "node", process, url)
             self.display.component(name, "starting", process.pid, url)
             started.append((name, port, process))
-        for name, port, process in started:
+        for index, (name, port, process) in enumerate(started):
             process.wait_ready(_port_open(port), NODE_START_TIMEOUT_S)
             self.node_urls[name] = f"http://{HOST}:{port}"
             self.display.component(
@@ -526,12 +593,43 @@ class DemoLauncher:
                 "ready",
                 process.pid,
                 self.node_urls[name],
-                f"{self.options.workers} workers",
+                f"{workers[index]} workers",
             )
+
+    def _start_balancer(self, plan: PortPlan) -> None:
+        """HAProxy in front of the nodes (started once they listen), scraped by Prometheus."""
+        assert plan.balancer is not None and plan.balancer_metrics is not None
+        servers = [
+            balancer.Server(node_name(index), port, weight)
+            for index, (port, weight) in enumerate(
+                zip(plan.nodes, self.options.server_weights, strict=True), 1
+            )
+        ]
+        settings = balancer.BalancerSettings(
+            port=plan.balancer,
+            metrics_port=plan.balancer_metrics,
+            backend=SERVICE_NAME,
+            servers=servers,
+            workdir=self.workdir / "haproxy",
+        )
+        self.display.component("balancer", "starting", endpoint=settings.url)
+        process = balancer.start_balancer(settings, self.workdir / "logs" / "haproxy.log")
+        self._record("balancer", "balancer", process, settings.url)
+        self.balancer = settings
+        weights = ", ".join(f"{s.name} {s.weight}" for s in servers)
+        self.display.component(
+            "balancer",
+            "ready",
+            process.pid,
+            settings.url,
+            f"HAProxy round-robin, weights {weights}; exporter {settings.metrics_target}",
+        )
 
     # -- load ------------------------------------------------------------------------
 
     def start_load(self) -> LoadProgress:
+        if self.balancer is not None:
+            return self._start_balanced_load(self.balancer)
         shares = loadgen.users_per_node(self.options.total_users, self.options.nodes)
         locust_dir = self.workdir / "locust"
         shutil.rmtree(locust_dir, ignore_errors=True)
@@ -547,6 +645,34 @@ class DemoLauncher:
             self._record(f"locust-{name}", "load", process, url)
             self.load_processes[name] = process
             progress.nodes.append(NodeLoad(name, users))
+        self.state.load = LoadWindow(started=progress.started, settle_s=self.options.settle_s)
+        self.state.save()
+        self.display.start_load(progress)
+        return progress
+
+    def _start_balanced_load(self, settings: balancer.BalancerSettings) -> LoadProgress:
+        """One locust against the balancer, which spreads the requests over the nodes."""
+        locust_dir = self.workdir / "locust"
+        shutil.rmtree(locust_dir, ignore_errors=True)
+        locust_dir.mkdir(parents=True)
+        users = self.options.total_users
+        progress = LoadProgress(
+            time.time(), self.options.duration_s, balancer=BalancedLoad(settings.url, users)
+        )
+        process = ManagedProcess(
+            "locust balancer",
+            loadgen.locust_command(
+                settings.url, users, locust_dir / BALANCER_LOAD, self.options.duration_s
+            ),
+            self.workdir / "logs" / f"locust-{BALANCER_LOAD}.log",
+            cwd=self.workdir,
+        ).start()
+        self._record(f"locust-{BALANCER_LOAD}", "load", process, settings.url)
+        self.load_processes[BALANCER_LOAD] = process
+        workers = self.options.workers_per_node
+        weights = self.options.server_weights
+        for index, name in enumerate(self.node_urls):
+            progress.nodes.append(NodeLoad(name, 0, workers=workers[index], weight=weights[index]))
         self.state.load = LoadWindow(started=progress.started, settle_s=self.options.settle_s)
         self.state.save()
         self.display.start_load(progress)
@@ -616,13 +742,31 @@ class DemoLauncher:
             seen_counts = seen()
         except FleetscopeError:
             seen_counts = {}
+        if progress.balancer is not None:
+            self._update_balanced_counts(progress.balancer, progress.nodes)
         for node in progress.nodes:
-            stats = loadgen.read_stats(self.workdir / "locust" / node.node)
-            if stats is not None:
-                node.sent, node.failures = stats.requests, stats.failures
+            if progress.balancer is None:
+                stats = loadgen.read_stats(self.workdir / "locust" / node.node)
+                if stats is not None:
+                    node.sent, node.failures = stats.requests, stats.failures
             if node.node in seen_counts:
                 node.seen = seen_counts[node.node]
         self.display.update_load()
+
+    def _update_balanced_counts(self, load: BalancedLoad, nodes: list[NodeLoad]) -> None:
+        """What locust sent to the balancer, and what the balancer passed to each node."""
+        stats = loadgen.read_stats(self.workdir / "locust" / BALANCER_LOAD)
+        if stats is not None:
+            load.sent, load.failures = stats.requests, stats.failures
+        if self.balancer is None:
+            return
+        try:
+            forwarded = balancer.server_responses(self.balancer.metrics_url)
+        except FleetscopeError:
+            return
+        for node in nodes:
+            if node.node in forwarded:
+                node.sent = forwarded[node.node]
 
     def check_alive(self) -> None:
         """Raise with the log tail when a server process (not the load) has exited."""

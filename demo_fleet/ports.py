@@ -34,6 +34,9 @@ class PortPlan:
     collector: CollectorPorts
     prometheus: int
     nodes: tuple[int, ...]
+    # The load balancer's front and its Prometheus exporter (None without a balancer).
+    balancer: int | None = None
+    balancer_metrics: int | None = None
 
     def uses(self) -> list[PortUse]:
         """Every port of the plan with what uses it and the option that changes it."""
@@ -45,15 +48,35 @@ class PortPlan:
         result += [
             PortUse(port, f"node-{i}", "--base-port") for i, port in enumerate(self.nodes, 1)
         ]
+        if self.balancer is not None:
+            result.append(PortUse(self.balancer, "the load balancer", "--balancer-port"))
+        if self.balancer_metrics is not None:
+            result.append(
+                PortUse(
+                    self.balancer_metrics,
+                    "the load balancer's Prometheus exporter",
+                    "--balancer-metrics-port",
+                )
+            )
         return result
 
 
-def fixed_plan(collector: CollectorPorts, prometheus: int, base_port: int, nodes: int) -> PortPlan:
-    """DESIGN.md's defaults (or what the options say): node i listens on base_port + i - 1."""
-    return PortPlan(collector, prometheus, tuple(base_port + i for i in range(nodes)))
+def fixed_plan(
+    collector: CollectorPorts,
+    prometheus: int,
+    base_port: int,
+    nodes: int,
+    balancer: tuple[int, int] | None = None,
+) -> PortPlan:
+    """DESIGN.md's defaults (or what the options say): node i listens on base_port + i - 1;
+    `balancer` is (front, exporter) when the nodes run behind the load balancer."""
+    front, metrics = balancer if balancer is not None else (None, None)
+    return PortPlan(
+        collector, prometheus, tuple(base_port + i for i in range(nodes)), front, metrics
+    )
 
 
-def free_plan(nodes: int) -> PortPlan:
+def free_plan(nodes: int, balancer: bool = False) -> PortPlan:
     """Ports the OS reports free right now, all distinct."""
     taken: set[int] = set()
 
@@ -73,7 +96,10 @@ def free_plan(nodes: int) -> PortPlan:
         pprof=pick(),
         zpages=pick(),
     )
-    return PortPlan(collector, pick(), tuple(pick() for _ in range(nodes)))
+    plan = PortPlan(collector, pick(), tuple(pick() for _ in range(nodes)))
+    if not balancer:
+        return plan
+    return PortPlan(plan.collector, plan.prometheus, plan.nodes, pick(), pick())
 
 
 def check_plan(plan: PortPlan) -> None:

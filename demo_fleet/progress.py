@@ -6,6 +6,7 @@ On a terminal it is one live rich display; elsewhere (CI logs, pipes) each chang
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -42,9 +43,21 @@ class ComponentLine:
 class NodeLoad:
     node: str
     users: int
-    sent: int | None = None
+    sent: int | None = None  # by its own locust, or by the balancer when there is one
     failures: int | None = None
     seen: int | None = None
+    workers: int | None = None
+    weight: int | None = None
+
+
+@dataclass
+class BalancedLoad:
+    """One locust loading the balancer, which spreads the requests over the nodes."""
+
+    url: str
+    users: int
+    sent: int | None = None
+    failures: int | None = None
 
 
 @dataclass
@@ -53,6 +66,7 @@ class LoadProgress:
     duration_s: int | None
     nodes: list[NodeLoad] = field(default_factory=list)
     ended: float | None = None
+    balancer: BalancedLoad | None = None
 
     def elapsed(self, now: float | None = None) -> float:
         end = self.ended if self.ended is not None else (now or time.time())
@@ -94,9 +108,17 @@ class DemoDisplay:
     def start_load(self, progress: LoadProgress) -> None:
         self.load = progress
         if self._live is None:
-            users = ", ".join(f"{n.node}: {n.users}" for n in progress.nodes)
             length = f"{progress.duration_s} s" if progress.duration_s else "until Ctrl-C"
-            self.console.print(f"load: locust users per node {users}; {length}")
+            if progress.balancer is not None:
+                workers = ", ".join(f"{n.node}: {n.workers}" for n in progress.nodes)
+                self.console.print(
+                    f"load: {progress.balancer.users} locust users through the balancer "
+                    f"{progress.balancer.url} (workers {workers}); {length}",
+                    highlight=False,
+                )
+            else:
+                users = ", ".join(f"{n.node}: {n.users}" for n in progress.nodes)
+                self.console.print(f"load: locust users per node {users}; {length}")
         self.refresh()
 
     def update_load(self) -> None:
@@ -108,7 +130,9 @@ class DemoDisplay:
             return
         if self.load.ended is None:
             self.load.ended = time.time()
-        if self._live is None and summary:
+        if self._live is None and summary and self.load.balancer is not None:
+            self._print_balanced_summary(self.load.balancer, self.load.nodes)
+        elif self._live is None and summary:
             for node in self.load.nodes:
                 self.console.print(
                     f"load: {node.node} sent {_count(node.sent)} requests "
@@ -116,6 +140,19 @@ class DemoDisplay:
                     highlight=False,
                 )
         self.refresh()
+
+    def _print_balanced_summary(self, load: BalancedLoad, nodes: list[NodeLoad]) -> None:
+        self.console.print(
+            f"load: locust sent {_count(load.sent)} requests ({_count(load.failures)} failed) "
+            f"through the balancer; Prometheus saw {_count(_total(n.seen for n in nodes))}",
+            highlight=False,
+        )
+        for node in nodes:
+            self.console.print(
+                f"load: {node.node} ({node.workers} workers) got {_count(node.sent)} from the "
+                f"balancer, Prometheus saw {_count(node.seen)}",
+                highlight=False,
+            )
 
     def note(self, message: str) -> None:
         """A one-off message above the live display."""
@@ -157,6 +194,8 @@ class DemoDisplay:
         else:
             header = Text(f"load: {elapsed:4.0f} s elapsed (Ctrl-C stops)", style="bold")
             bar = Text("")
+        if load.balancer is not None:
+            return Group(Text(""), header, bar, _balanced_table(load.balancer, load.nodes))
         table = Table(box=None, header_style="bold", pad_edge=False)
         for column in ("node", "users", "sent (locust)", "failed", "in Prometheus"):
             table.add_column(column, justify="right" if column != "node" else "left")
@@ -190,6 +229,35 @@ class DemoDisplay:
             self._live.update(self.render(), refresh=True)
             self._live.__exit__(exc_type, exc, tb)
             self._live = None
+
+
+def _balanced_table(load: BalancedLoad, nodes: list[NodeLoad]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("", "workers", "weight", "sent", "failed", "in Prometheus"):
+        table.add_column(column, justify="right" if column else "left")
+    table.add_row(
+        f"locust ({load.users} users) → balancer",
+        "",
+        "",
+        _count(load.sent),
+        _count(load.failures),
+        _count(_total(n.seen for n in nodes)),
+    )
+    for node in nodes:
+        table.add_row(
+            f"  balancer → {node.node}",
+            _count(node.workers),
+            _count(node.weight),
+            _count(node.sent),
+            "",
+            _count(node.seen),
+        )
+    return table
+
+
+def _total(values: Iterable[int | None]) -> int | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 def _count(value: int | None) -> str:

@@ -22,6 +22,7 @@ from rich.text import Text
 
 from fleetscope.dashboards import metrics as m
 from fleetscope.dashboards.cache import hit_ratio
+from fleetscope.dashboards.capacity import CAPACITY, traffic_share_per_node, utilization
 from fleetscope.dashboards.check import duration_seconds, substitute
 from fleetscope.dashboards.database import CALLS, DB, DB_BY_ROUTE, DB_SECONDS, FP, ROUTED
 from fleetscope.dashboards.fleet import FLEET, REQUESTS
@@ -79,6 +80,14 @@ SLOW_QUERY_QUERIES: dict[str, str] = {
 N_PLUS_ONE_QUERY = with_statement_text(exact_increase(m.DB_N_PLUS_ONE, ROUTED, (m.ROUTE, *FP)), DB)
 # Cache / the "Hit ratio by alias" and "by node" panels' expression, split by both.
 CACHE_QUERY = hit_ratio((m.CACHE_ALIAS, m.NODE))
+# Capacity / "Nodes: traffic, queue time and utilization" columns.
+CAPACITY_QUERIES: dict[str, str] = {
+    "share_of_traffic": traffic_share_per_node(RANGE_WINDOW),
+    "queue_p50_s": quantile(0.5, m.QUEUE_TIME, CAPACITY, (m.NODE,), RANGE_WINDOW),
+    "queue_p95_s": quantile(0.95, m.QUEUE_TIME, CAPACITY, (m.NODE,), RANGE_WINDOW),
+    "utilization": utilization((m.NODE,), RANGE_WINDOW),
+    "workers": gauge(m.WORKER_BUSY, CAPACITY, (m.NODE,), "count"),
+}
 # Tasks / the "Tasks by time spent" columns, and exact totals like the nodes' requests.
 TASK_QUERIES: dict[str, str] = {
     "runs": exact_increase(RUNS, TASK_WORK, BY_TASK, RANGE_WINDOW),
@@ -136,6 +145,18 @@ class CacheRatio:
 
 
 @dataclass(frozen=True)
+class CapacityRow:
+    """One node as the balancer and its workers saw it over the window."""
+
+    node: str
+    share_of_traffic: float | None  # of the balancer's responses; None without a balancer
+    queue_p50_s: float | None  # None when no request carried X-Request-Start
+    queue_p95_s: float | None
+    utilization: float | None  # busy workers / workers
+    workers: int | None
+
+
+@dataclass(frozen=True)
 class TaskRow:
     task: str
     runs: int | None
@@ -163,6 +184,7 @@ class Report:
     slow_queries: list[SlowQuery]
     n_plus_one: list[NPlusOne]
     cache: list[CacheRatio]
+    capacity: list[CapacityRow] = field(default_factory=list)
     tasks: list[TaskRow] = field(default_factory=list)
     queues: list[QueueRow] = field(default_factory=list)
 
@@ -180,6 +202,7 @@ def all_queries() -> dict[str, str]:
         **{f"slow_queries.{k}": v for k, v in SLOW_QUERY_QUERIES.items()},
         "n_plus_one": N_PLUS_ONE_QUERY,
         "cache": CACHE_QUERY,
+        **{f"capacity.{k}": v for k, v in CAPACITY_QUERIES.items()},
         **task_queries(),
     }
 
@@ -304,6 +327,7 @@ def build_report(
         slow_queries=_slow_queries(results),
         n_plus_one=_n_plus_one(results.get("n_plus_one", [])),
         cache=_cache(results.get("cache", [])),
+        capacity=_capacity(results),
         tasks=_tasks(results),
         queues=_queues(results),
     )
@@ -323,6 +347,25 @@ def _nodes(results: Mapping[str, list[dict[str, Any]]]) -> list[NodeRow]:
                 p95_latency_s=columns["p95_latency_s"].get((name,)),
                 cpu_cores=columns["cpu_cores"].get((name,)),
                 rss_bytes=columns["rss_bytes"].get((name,)),
+            )
+        )
+    return rows
+
+
+def _capacity(results: Mapping[str, list[dict[str, Any]]]) -> list[CapacityRow]:
+    columns = {key: _by(results.get(f"capacity.{key}", []), m.NODE) for key in CAPACITY_QUERIES}
+    names = sorted({key[0] for column in columns.values() for key in column if key[0]})
+    rows = []
+    for name in names:
+        workers = columns["workers"].get((name,))
+        rows.append(
+            CapacityRow(
+                node=name,
+                share_of_traffic=columns["share_of_traffic"].get((name,)),
+                queue_p50_s=columns["queue_p50_s"].get((name,)),
+                queue_p95_s=columns["queue_p95_s"].get((name,)),
+                utilization=columns["utilization"].get((name,)),
+                workers=round(workers) if workers is not None else None,
             )
         )
     return rows
@@ -492,6 +535,8 @@ def render_report(report: Report, console: Console) -> None:
     console.print()
     console.print(_nodes_table(report.nodes))
     console.print()
+    console.print(_capacity_table(report.capacity))
+    console.print()
     console.print(_slow_queries_table(report.slow_queries))
     if report.slow_queries:
         console.print(_statements_list([(r.fingerprint, r.statement) for r in report.slow_queries]))
@@ -572,6 +617,31 @@ def _nodes_table(rows: list[NodeRow]) -> Table:
         )
     if not rows:
         return _empty(table, "No node reported requests in this window.")
+    return table
+
+
+def _capacity_table(rows: list[CapacityRow]) -> Table:
+    """Capacity: the balancer's split, queue time and worker utilization per node."""
+    table = Table(title="Capacity", title_justify="left")
+    table.add_column("Node")
+    for column in ("Share of traffic", "Queue p50", "Queue p95", "Utilization", "Workers"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(
+            row.node,
+            format_ratio(row.share_of_traffic),
+            format_seconds(row.queue_p50_s),
+            format_seconds(row.queue_p95_s),
+            format_ratio(row.utilization),
+            format_count(row.workers),
+        )
+    if not rows:
+        return _empty(table, "No worker reported busy time in this window.")
+    if all(row.share_of_traffic is None for row in rows):
+        table.caption = (
+            "No load balancer in front (share and queue time come from HAProxy and its "
+            "X-Request-Start stamp; see docs/capacity.md)."
+        )
     return table
 
 

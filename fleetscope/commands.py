@@ -40,6 +40,7 @@ def _add_optional(module: str, name: str) -> None:
 
 _add_optional("fleetscope.dashboards.cli", "dashboards")
 _add_optional("fleetscope.demo.cli", "demo")
+_add_optional("fleetscope.demo.capacity", "capacity")
 
 
 def main() -> None:

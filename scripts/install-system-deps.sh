@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the distribution packages Fleetscope's tests, demo and benchmarks run for real:
-# Prometheus (with promtool), Redis, PostgreSQL, memcached, and wrk (the real-server
-# benchmark's load generator). As root it uses apt-get; otherwise it says what is missing
+# Prometheus (with promtool), Redis, PostgreSQL, memcached, HAProxy (the demo's load
+# balancer, with its built-in Prometheus exporter), and wrk (the real-server benchmark's load
+# generator). As root it uses apt-get; otherwise it says what is missing
 # and carries on.
 set -euo pipefail
 
-packages=(prometheus redis-server postgresql memcached wrk)
+packages=(prometheus redis-server postgresql memcached haproxy wrk)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -25,7 +26,7 @@ fi
 
 # Debian starts these services on install where it can; Fleetscope starts its own
 # instances on free ports, so stop the packaged ones to keep the machine quiet.
-for svc in prometheus redis-server postgresql memcached; do
+for svc in prometheus redis-server postgresql memcached haproxy; do
   if command -v service >/dev/null && service "$svc" status >/dev/null 2>&1; then
     service "$svc" stop >/dev/null 2>&1 || true
   fi

@@ -80,6 +80,22 @@ CACHE_DURATION_BOUNDS: tuple[float, ...] = (
     0.25,
 )
 COUNT_BOUNDS: tuple[float, ...] = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+# Queue time: sub-millisecond on an idle fleet, seconds when a node is saturated. Fewer
+# buckets than latency: the series are per route.
+QUEUE_TIME_BOUNDS: tuple[float, ...] = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    10.0,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +266,137 @@ class SumInstrument(Instrument):
         return Metric(name=self.name, description=self.description, unit=self.unit, data=data)
 
 
+class BusyTimeInstrument(Instrument):
+    """Seconds during which at least one unit of work was in flight in this process, as a
+    monotonic counter (no attributes). Its rate is the share of time the process was busy.
+
+    Time-weighted, not sampled: every change of the in-flight count is recorded with its
+    `perf_counter` time, and an export counts an interval still in progress up to its own
+    time. Times from several threads can reach the lock out of order by a few microseconds;
+    each change uses at least the latest time already seen, so the counter never overlaps
+    intervals and never goes down.
+    """
+
+    in_flight: int
+    _since: float
+    _busy: float
+    _last: float
+    _used: bool
+
+    def __init__(self, name: str, description: str, lock: threading.Lock) -> None:
+        super().__init__(name, "s", description, (), lock)
+        self._clear()
+
+    # The caller holds the lock (see InFlightInstrument, which shares it).
+    def _enter(self, now: float) -> None:
+        if now < self._last:
+            now = self._last
+        self._last = now
+        if self.in_flight == 0:
+            self._since = now
+            self._used = True
+        self.in_flight += 1
+
+    def _leave(self, now: float) -> None:
+        if self.in_flight <= 0:  # a request that began before a reset (fork, tests)
+            return
+        if now < self._last:
+            now = self._last
+        self._last = now
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._busy += now - self._since
+
+    def enter(self, now: float) -> None:
+        with self._lock:
+            self._enter(now)
+
+    def leave(self, now: float) -> None:
+        with self._lock:
+            self._leave(now)
+
+    def _total(self, now: float) -> float:
+        if now < self._last:
+            now = self._last
+        self._last = now
+        if self.in_flight > 0:
+            return self._busy + (now - self._since)
+        return self._busy
+
+    def seconds(self, now: float | None = None) -> float:
+        """Busy seconds so far, an interval in progress counted up to `now`."""
+        with self._lock:
+            return self._total(time.perf_counter() if now is None else now)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._clear()
+
+    def _clear(self) -> None:
+        self.in_flight = 0
+        self._since = 0.0
+        self._busy = 0.0
+        self._last = 0.0
+        self._used = False  # a process that never served a request exports nothing
+
+    def to_metric(self, start_ns: int, now_ns: int) -> Metric | None:
+        with self._lock:
+            if not self._used:
+                return None
+            value = self._total(time.perf_counter())
+        data = Sum(
+            data_points=[NumberDataPoint({}, start_ns, now_ns, value)],
+            aggregation_temporality=AggregationTemporality.CUMULATIVE,
+            is_monotonic=True,
+        )
+        return Metric(name=self.name, description=self.description, unit=self.unit, data=data)
+
+
+class InFlightInstrument(SumInstrument):
+    """An up-down counter of work in flight (per attribute set) that also drives a
+    BusyTimeInstrument, both under the one lock acquisition of `enter` / `leave`."""
+
+    def __init__(
+        self,
+        name: str,
+        unit: str,
+        description: str,
+        attributes: Sequence[str],
+        lock: threading.Lock,
+        busy: BusyTimeInstrument,
+    ) -> None:
+        super().__init__(name, unit, description, attributes, lock, monotonic=False)
+        self.busy = busy
+
+    # BusyTimeInstrument._enter/_leave inlined: these run twice per request.
+    def enter(self, key: Key, now: float) -> None:
+        with self._lock:
+            values = self._values
+            values[key] = values.get(key, 0) + 1
+            busy = self.busy
+            if now < busy._last:
+                now = busy._last
+            busy._last = now
+            if busy.in_flight == 0:
+                busy._since = now
+                busy._used = True
+            busy.in_flight += 1
+
+    def leave(self, key: Key, now: float) -> None:
+        with self._lock:
+            values = self._values
+            values[key] = values.get(key, 0) - 1
+            busy = self.busy
+            if busy.in_flight <= 0:
+                return
+            if now < busy._last:
+                now = busy._last
+            busy._last = now
+            busy.in_flight -= 1
+            if busy.in_flight == 0:
+                busy._busy += now - busy._since
+
+
 class InfoInstrument(Instrument):
     """A gauge of value 1 per attribute set: an 'info' series that labels others by join."""
 
@@ -352,6 +499,23 @@ class Aggregator:
         self, name: str, unit: str, description: str, attributes: Sequence[str]
     ) -> SumInstrument:
         instrument = SumInstrument(name, unit, description, attributes, self._lock, monotonic=False)
+        self._instruments.append(instrument)
+        return instrument
+
+    def busy_time(self, name: str, description: str) -> BusyTimeInstrument:
+        instrument = BusyTimeInstrument(name, description, self._lock)
+        self._instruments.append(instrument)
+        return instrument
+
+    def in_flight(
+        self,
+        name: str,
+        unit: str,
+        description: str,
+        attributes: Sequence[str],
+        busy: BusyTimeInstrument,
+    ) -> InFlightInstrument:
+        instrument = InFlightInstrument(name, unit, description, attributes, self._lock, busy)
         self._instruments.append(instrument)
         return instrument
 

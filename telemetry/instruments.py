@@ -7,6 +7,7 @@ from .aggregate import (
     COUNT_BOUNDS,
     DURATION_BOUNDS,
     QUERY_DURATION_BOUNDS,
+    QUEUE_TIME_BOUNDS,
     Aggregator,
 )
 
@@ -19,6 +20,8 @@ ROUTE_FINGERPRINT_ATTRS = ("django.db.fingerprint", "http.route")
 CACHE_OP_ATTRS = ("django.cache.alias", "django.cache.operation", "django.cache.result")
 CACHE_DURATION_ATTRS = ("django.cache.alias", "django.cache.operation")
 EXPORT_FAILURE_ATTRS = ("signal", "error.type")
+QUEUE_TIME_ATTRS = ("http.route",)
+QUEUE_TIME_REJECTED_ATTRS = ("reason",)
 
 # Route label for work that happens outside any request (commands, threads).
 NO_ROUTE = "none"
@@ -37,11 +40,31 @@ class Instruments:
             REQUEST_ATTRS,
             DURATION_BOUNDS,
         )
-        self.active_requests = aggregator.up_down_counter(
+        # Saturation (docs/capacity.md): the time this worker process had at least one
+        # request in flight; rate() of it is the worker's utilization.
+        self.busy_time = aggregator.busy_time(
+            "fleetscope.worker.busy_time",
+            "Seconds this worker process had at least one request in flight.",
+        )
+        self.active_requests = aggregator.in_flight(
             "http.server.active_requests",
             "{request}",
             "Number of active HTTP server requests.",
             ACTIVE_ATTRS,
+            self.busy_time,
+        )
+        self.queue_time = aggregator.histogram(
+            "http.server.request.queue_time",
+            "s",
+            "Time between the load balancer's X-Request-Start stamp and the worker's start.",
+            QUEUE_TIME_ATTRS,
+            QUEUE_TIME_BOUNDS,
+        )
+        self.queue_time_rejected = aggregator.counter(
+            "fleetscope.request.queue_time.rejected",
+            "{request}",
+            "Queue-time stamps dropped: in the future, too old (clock skew) or malformed.",
+            QUEUE_TIME_REJECTED_ATTRS,
         )
         self.query_duration = aggregator.histogram(
             "db.client.operation.duration",

@@ -8,12 +8,18 @@ Sampled server spans carry the route template (`http.route`), not the raw path: 
 ids and tokens (`reset/<uidb64>/<token>/`). `TELEMETRY["RECORD_URL_PATH"] = True` adds
 `url.path`, with the values of sensitive URL parameters and token-like segments folded
 (`scrub_path`).
+
+Capacity signals ride along (docs/capacity.md): the in-flight count that feeds
+`http.server.active_requests` also accumulates the worker's busy time, under the same lock;
+a request stamped by the load balancer (`X-Request-Start` / `X-Queue-Start`) records its
+queue time. Without the header the cost is the header lookup in `begin()` and one `None`
+check in `end()`.
 """
 
 from __future__ import annotations
 
 import re
-from time import perf_counter
+from time import perf_counter, time
 from typing import Any
 
 from django.core.checks import CheckMessage, Warning
@@ -23,11 +29,14 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode
 
 from .conf import Config
+from .queue_time import QUEUE_START_KEY, REQUEST_START_KEY, queue_time
 from .registry import Instrument
 from .runtime import Runtime, trace_ref
 from .spans import NOT_SAMPLED, getrandbits
 from .state import RequestState, current_request
 
+# On sampled server spans, in seconds (the same value as the queue-time histogram).
+QUEUE_TIME_ATTRIBUTE = "http.server.request.queue_time"
 KNOWN_METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
 )
@@ -49,7 +58,15 @@ _META_GETTER = _MetaGetter()
 
 
 class RequestHandle:
-    __slots__ = ("context_token", "method", "span", "start", "state", "state_token")
+    __slots__ = (
+        "context_token",
+        "method",
+        "queue_time",
+        "span",
+        "start",
+        "state",
+        "state_token",
+    )
 
     def __init__(
         self,
@@ -59,6 +76,7 @@ class RequestHandle:
         state: RequestState,
         context_token: object,
         state_token: object,
+        queue_time: float | None = None,
     ) -> None:
         self.start = start
         self.method = method
@@ -66,6 +84,7 @@ class RequestHandle:
         self.state = state
         self.context_token = context_token
         self.state_token = state_token
+        self.queue_time = queue_time  # seconds waited before this worker started, if stamped
 
 
 class RequestRecorder:
@@ -83,10 +102,21 @@ class RequestRecorder:
         once per pattern), else `unmatched` (telemetry/routes.py)."""
         return self.runtime.routes.of(request)
 
+    def _queue_time(self, stamp: str) -> float | None:
+        """Seconds since the load balancer's stamp; a stamp no clock can explain is counted
+        as rejected and gives None (queue_time.py)."""
+        waited, rejected = queue_time(stamp, time())
+        if rejected is not None:
+            self.instruments.queue_time_rejected.add((rejected,))
+        return waited
+
     def begin(self, request: HttpRequest) -> RequestHandle:
         runtime = self.runtime
         runtime.ensure_started()
         start = perf_counter()
+        meta = request.META
+        stamp = meta.get(REQUEST_START_KEY) or meta.get(QUEUE_START_KEY)
+        waited = None if stamp is None else self._queue_time(stamp)
         method = request.method or OTHER_METHOD
         if method not in KNOWN_METHODS:
             method = OTHER_METHOD
@@ -94,12 +124,14 @@ class RequestRecorder:
             span = trace.get_current_span()
             recording = span if span.is_recording() else None
             state = RequestState(recording, trace_ref(span) if recording else None)
-            return RequestHandle(start, method, span, state, None, current_request.set(state))
-        self.instruments.active_requests.add(self._method_keys[method], 1)
+            self.instruments.busy_time.enter(start)
+            return RequestHandle(
+                start, method, span, state, None, current_request.set(state), waited
+            )
         parent = None
         root = runtime.root_sampler
-        if "HTTP_TRACEPARENT" in request.META:
-            parent = propagate.extract(request.META, getter=_META_GETTER)
+        if "HTTP_TRACEPARENT" in meta:
+            parent = propagate.extract(meta, getter=_META_GETTER)
             span = runtime.server_span(method, parent)
         elif root is not None:
             trace_id, sampled = root.draw()
@@ -119,7 +151,11 @@ class RequestRecorder:
         else:
             state = RequestState(None, None)
         context_token = context.attach(trace.set_span_in_context(span, parent))
-        return RequestHandle(start, method, span, state, context_token, current_request.set(state))
+        # Last, so that a failure above never leaves the worker counted busy for good.
+        self.instruments.active_requests.enter(self._method_keys[method], start)
+        return RequestHandle(
+            start, method, span, state, context_token, current_request.set(state), waited
+        )
 
     def end(
         self,
@@ -128,7 +164,8 @@ class RequestRecorder:
         response: HttpResponseBase | None,
         error: BaseException | None = None,
     ) -> None:
-        duration = perf_counter() - handle.start
+        now = perf_counter()
+        duration = now - handle.start
         instruments = self.instruments
         state = handle.state
         route = self.route(request)
@@ -137,11 +174,17 @@ class RequestRecorder:
             instruments.request_duration.record(
                 (handle.method, route, status), duration, state.trace
             )
-            instruments.active_requests.add(self._method_keys[handle.method], -1)
-        if not self.own:
+            instruments.active_requests.leave(self._method_keys[handle.method], now)
+        else:
             from .contrib import align_route
 
+            instruments.busy_time.leave(now)
             align_route(request, route)
+        waited = handle.queue_time
+        if waited is not None:
+            instruments.queue_time.record((route,), waited, state.trace)
+            if state.span is not None:
+                state.span.set_attribute(QUEUE_TIME_ATTRIBUTE, waited)
         instruments.queries_per_request.record((route,), state.queries)
         threshold = self.runtime.n_plus_one_threshold
         for fingerprint, count in state.repeats.items():

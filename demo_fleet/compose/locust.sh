@@ -1,5 +1,5 @@
 #!/bin/sh
-# One headless locust per "host:port=users" entry of $LOCUST_TARGETS, all in this container;
+# One headless locust per "host:port=users" entry of $LOCUST_TARGETS (the balancer, or nodes),
 # the container runs until every one of them has stopped.
 set -eu
 for target in $LOCUST_TARGETS; do

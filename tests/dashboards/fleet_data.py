@@ -15,10 +15,20 @@ STEP_SECONDS = 15
 HISTORY_SECONDS = 20 * 60
 # node-3 stops exporting this long before "now": longer than Prometheus' 5 min lookback.
 STOPPED_FOR_SECONDS = 10 * 60
+# The alive nodes' samples run this far past "now": on a loaded machine the tests query
+# Prometheus minutes after the data was generated, and 1-minute rate windows must still
+# hold samples then. Prometheus ignores samples later than the evaluation time.
+LEAD_SECONDS = 10 * 60
 
 # Per worker, per second.
 CACHE_HITS_PER_SECOND = 3.0
 CACHE_MISSES_PER_SECOND = 1.0
+# Capacity: each worker busy this share of the time; queue-time stamps rejected per second;
+# requests the balancer sends to each alive node, per second (node-1 twice node-2's).
+WORKER_UTILIZATION = 0.4
+REJECTED_STAMPS_PER_SECOND = 0.01
+BALANCER_RESPONSES_PER_SECOND = {"node-1": 8.0, "node-2": 4.0, STOPPED_NODE: 4.0}
+BALANCER_QUEUE = 3
 SLOW_FINGERPRINT = "e5f6a7b8"
 SLOW_ROUTE = "/products/<int:pk>/"
 STATEMENTS = {
@@ -103,6 +113,9 @@ def families() -> list[Family]:
     threads = Family("process_thread_count", "gauge", [])
     fds = Family("process_open_file_descriptor_count", "gauge", [])
     gc = Family("cpython_gc_collections", "counter", [])
+    queue = Family("http_server_request_queue_time_seconds", "histogram", [])
+    busy = Family("fleetscope_worker_busy_time_seconds", "counter", [])
+    rejected = Family("fleetscope_request_queue_time_rejected", "counter", [])
 
     for worker in workers():
         get = {**worker, "http_request_method": "GET"}
@@ -116,6 +129,22 @@ def families() -> list[Family]:
         failed = {**get, "http_route": SLOW_ROUTE, "http_response_status_code": "500"}
         _histogram(requests, failed, 0.1, seconds, [0.0, 0.1, 0.5, 0.9, 1.0], 0.8)
         active.samples.append((active.name, get, _gauge(1)))
+        _histogram(
+            queue,
+            {**worker, "http_route": "/products/"},
+            2.0,
+            ["0.001", "0.01", "0.1", "1"],
+            [0.5, 0.8, 0.95, 1.0],
+            0.02,
+        )
+        busy.samples.append((f"{busy.name}_total", worker, _counter(WORKER_UTILIZATION)))
+        rejected.samples.append(
+            (
+                f"{rejected.name}_total",
+                {**worker, "reason": "future"},
+                _counter(REJECTED_STAMPS_PER_SECOND),
+            )
+        )
 
         for fingerprint, (summary, text) in STATEMENTS.items():
             operation = summary.split()[0]
@@ -206,6 +235,10 @@ def families() -> list[Family]:
         *tasks,
         requests,
         active,
+        queue,
+        busy,
+        rejected,
+        *balancer_families(),
         db,
         info,
         slow,
@@ -220,6 +253,29 @@ def families() -> list[Family]:
         fds,
         gc,
     ]
+
+
+def balancer_families() -> list[Family]:
+    """HAProxy's exporter for a backend named after the service, servers after the nodes."""
+    balancer = {"job": "haproxy", "instance": "127.0.0.1:8404", "proxy": SERVICE}
+    backend_queue = Family("haproxy_backend_current_queue", "gauge", [])
+    backend_queue.samples.append((backend_queue.name, balancer, _gauge(BALANCER_QUEUE)))
+    responses = Family("haproxy_server_http_responses", "counter", [])
+    sessions = Family("haproxy_server_current_sessions", "gauge", [])
+    response_time = Family("haproxy_server_response_time_average_seconds", "gauge", [])
+    for node, per_second in BALANCER_RESPONSES_PER_SECOND.items():
+        server = {**balancer, "server": node}
+        for code, share in (("2xx", 0.9), ("5xx", 0.1)):
+            responses.samples.append(
+                (f"{responses.name}_total", {**server, "code": code}, _counter(per_second * share))
+            )
+        sessions.samples.append((sessions.name, server, _gauge(2)))
+        response_time.samples.append((response_time.name, server, _gauge(0.05)))
+    return [backend_queue, responses, sessions, response_time]
+
+
+def _node_of(labels: Labels) -> str:
+    return labels.get("host_name") or labels.get("server", "")
 
 
 def _task_families(slow: Family, n_plus_one: Family) -> list[Family]:
@@ -277,13 +333,15 @@ def _labels(labels: Labels) -> str:
 
 
 def openmetrics(now: float) -> str:
-    """Every series from now - HISTORY to now (node-3 until it stopped), one family at a time."""
+    """Every series from now - HISTORY to now + LEAD (node-3 until it stopped), one family at
+    a time."""
     start = int(now) - HISTORY_SECONDS
     lines = []
     for family in families():
         lines.append(f"# TYPE {family.name} {family.kind}")
         for name, labels, value in family.samples:
-            end = int(now) - (STOPPED_FOR_SECONDS if labels["host_name"] == STOPPED_NODE else 0)
+            stopped = _node_of(labels) == STOPPED_NODE
+            end = int(now) + (-STOPPED_FOR_SECONDS if stopped else LEAD_SECONDS)
             rendered = _labels(labels)
             for timestamp in range(start, end + 1, STEP_SECONDS):
                 lines.append(f"{name}{{{rendered}}} {value(timestamp - start):.10g} {timestamp}")

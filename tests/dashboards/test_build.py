@@ -18,6 +18,7 @@ EXPECTED_UIDS = {
     "fleetscope-cache",
     "fleetscope-node",
     "fleetscope-slo",
+    "fleetscope-capacity",
     "fleetscope-tasks",
 }
 
@@ -127,6 +128,14 @@ def test_dashboards_link_to_each_other(models: list[dict[str, Any]]) -> None:
     assert "/d/fleetscope-node/" in fleet
     assert "var-node=${__field.labels.host_name:percentencode}" in fleet
     assert "/d/fleetscope-db/" in fleet and "var-route=${__value.raw:percentencode}" in fleet
+    capacity = [
+        link
+        for link in _by_uid(models, "fleetscope-fleet")["links"]
+        if link.get("title") == "Capacity"
+    ]
+    assert [(c["url"], c["keepTime"], c["includeVars"]) for c in capacity] == [
+        ("/d/fleetscope-capacity/", True, True)
+    ]
 
 
 def _column_links(panel: dict[str, Any], header: str) -> list[str]:

@@ -161,3 +161,39 @@ def test_check_reports_a_broken_expression_as_an_error(fleet_prometheus: str) ->
     [result] = check_all(fleet_prometheus, dashboards=[broken])
     assert result.status == "error"
     assert "bad_data" in result.error
+
+
+def _by_label(answer: dict[str, Any], label: str) -> dict[str, float]:
+    assert answer["status"] == "success", answer
+    return {s["metric"][label]: float(s["value"][1]) for s in answer["data"]["result"]}
+
+
+def test_capacity_panels_read_utilization_share_and_balancer_queue(fleet_prometheus: str) -> None:
+    utilization = _by_label(
+        _query(fleet_prometheus, _panel_expr("fleetscope-capacity", "Worker utilization per node")),
+        "host_name",
+    )
+    share = _by_label(
+        _query(fleet_prometheus, _panel_expr("fleetscope-capacity", "Share of traffic per server")),
+        "server",
+    )
+    [queue] = _values(
+        _query(fleet_prometheus, _panel_expr("fleetscope-capacity", "Balancer backend queue"))
+    )
+
+    assert utilization == pytest.approx(
+        {node: fleet_data.WORKER_UTILIZATION for node in fleet_data.ALIVE_NODES}, rel=0.01
+    )
+    sent = {node: fleet_data.BALANCER_RESPONSES_PER_SECOND[node] for node in fleet_data.ALIVE_NODES}
+    assert share == pytest.approx({n: v / sum(sent.values()) for n, v in sent.items()}, rel=0.01)
+    assert queue == fleet_data.BALANCER_QUEUE
+
+
+def test_the_nodes_table_joins_the_balancer_share_onto_the_nodes(fleet_prometheus: str) -> None:
+    expr = _panel_expr("fleetscope-capacity", "Nodes: traffic, queue time and utilization", "A")
+    share = _by_label(_query(fleet_prometheus, expr), "host_name")
+
+    # Over the hour node-3 still served for 50 minutes: every node has its share.
+    assert set(share) == set(fleet_data.NODES)
+    assert sum(share.values()) == pytest.approx(1.0, rel=0.01)
+    assert share["node-1"] > share["node-2"]

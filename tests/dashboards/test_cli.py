@@ -20,6 +20,7 @@ def test_build_writes_dashboards_and_rules_into_out(tmp_path: Path) -> None:
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
         "fleetscope-cache.json",
+        "fleetscope-capacity.json",
         "fleetscope-db.json",
         "fleetscope-fleet.json",
         "fleetscope-node.json",
@@ -68,3 +69,10 @@ def test_substitute_follows_grafana_interpolation() -> None:
 def test_substitute_gives_windows_in_numbers_for_per_second_panels() -> None:
     expr = "x / ($__rate_interval_ms / 1000) + y / $__range_s"
     assert substitute(expr, rate_interval="2m", range_="6h") == "x / (120000 / 1000) + y / 21600"
+
+
+def test_substitute_leaves_label_replace_capture_groups_alone() -> None:
+    expr = 'label_replace(x{server=~"$node"}, "host_name", "$1", "server", "(.*)")'
+    assert substitute(expr, {"node": "node-2"}) == (
+        'label_replace(x{server=~"node-2"}, "host_name", "$1", "server", "(.*)")'
+    )

@@ -19,6 +19,7 @@ UIDS = {
     "fleetscope-cache",
     "fleetscope-node",
     "fleetscope-slo",
+    "fleetscope-capacity",
     "fleetscope-tasks",
 }
 

@@ -166,3 +166,15 @@ def test_bucket_regexes_match_both_prometheus_2_and_3_spellings() -> None:
             assert all(re.fullmatch(regex, s) for s in spellings), (regex, spellings)
             checked += 1
     assert checked > 0
+
+
+def test_balancer_series_are_scoped_by_service_and_node_through_proxy_and_server() -> None:
+    checked = 0
+    for query in iter_queries(dashboard_models()):
+        for match in re.finditer(r"\b(haproxy_[a-z_]+)(\{[^}]*\})?", query.expr):
+            checked += 1
+            matchers = match.group(2) or ""
+            assert 'proxy=~"$service"' in matchers, f"{query.panel_title}: {match.group(1)}"
+            if match.group(1).startswith("haproxy_server_"):
+                assert 'server=~"$node"' in matchers, f"{query.panel_title}: {match.group(1)}"
+    assert checked >= 5

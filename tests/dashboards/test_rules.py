@@ -64,6 +64,8 @@ def test_rule_file_is_the_committed_one_and_has_every_alert() -> None:
         "FleetscopeCacheHitRatioDrop",
         "FleetscopeNodeStoppedReporting",
         "FleetscopeSlowQueries",
+        "FleetscopeRequestsQueueing",
+        "FleetscopeWorkersSaturated",
         "FleetscopeTaskQueueGrowing",
         "FleetscopeTaskQueueWaitRising",
         "FleetscopeTaskFailureRatioHigh",
@@ -224,6 +226,74 @@ def test_slow_query_alert_names_the_fingerprint(tmp_path: Path) -> None:
                             "job": "shop",
                             "django_db_fingerprint": "a1b2c3d4",
                         },
+                    ),
+                ],
+            }
+        ],
+    )
+
+
+def test_queueing_alert_names_the_node_whose_requests_wait(tmp_path: Path) -> None:
+    queue = "http_server_request_queue_time_seconds"
+
+    def node(name: str, slow: bool) -> list[dict[str, str]]:
+        labels = f'job="shop",host_name="{name}",instance="{name}/1",http_route="/r/"'
+        # 60 stamped requests a minute; the queued node's wait between 0.25 s and 1 s.
+        fast = "0+60x40" if not slow else "0+0x40"
+        return [
+            {"series": f'{queue}_bucket{{{labels},le="0.01"}}', "values": fast},
+            {"series": f'{queue}_bucket{{{labels},le="0.25"}}', "values": fast},
+            {"series": f'{queue}_bucket{{{labels},le="1"}}', "values": "0+60x40"},
+            {"series": f'{queue}_bucket{{{labels},le="+Inf"}}', "values": "0+60x40"},
+            {"series": f"{queue}_count{{{labels}}}", "values": "0+60x40"},
+        ]
+
+    _run_unit_tests(
+        tmp_path,
+        _without_annotations(tmp_path),
+        [
+            {
+                "interval": "1m",
+                "input_series": node("node-1", slow=True) + node("node-2", slow=False),
+                "alert_rule_test": [
+                    _alert("FleetscopeRequestsQueueing", "8m"),
+                    _alert(
+                        "FleetscopeRequestsQueueing",
+                        "30m",
+                        {"severity": "warning", "job": "shop", "host_name": "node-1"},
+                    ),
+                ],
+            }
+        ],
+    )
+
+
+def test_saturation_alert_fires_for_the_node_whose_workers_are_busy(tmp_path: Path) -> None:
+    busy = "fleetscope_worker_busy_time_seconds_total"
+
+    def worker(node: str, pid: int, seconds_per_minute: int) -> dict[str, str]:
+        labels = f'job="shop",host_name="{node}",instance="{node}/{pid}"'
+        return {"series": f"{busy}{{{labels}}}", "values": f"0+{seconds_per_minute}x40"}
+
+    _run_unit_tests(
+        tmp_path,
+        _without_annotations(tmp_path),
+        [
+            {
+                "interval": "1m",
+                "input_series": [
+                    # node-1: both workers busy 57 s a minute (95 %); node-2: 30 s (50 %).
+                    worker("node-1", 1, 57),
+                    worker("node-1", 2, 57),
+                    worker("node-2", 1, 30),
+                    worker("node-2", 2, 30),
+                ],
+                "alert_rule_test": [
+                    _alert("FleetscopeWorkersSaturated", "8m"),
+                    _alert(
+                        "FleetscopeWorkersSaturated",
+                        "30m",
+                        {"severity": "warning", "job": "shop", "host_name": "node-1"},
                     ),
                 ],
             }

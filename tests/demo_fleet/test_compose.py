@@ -89,7 +89,16 @@ def listen_port(services: dict[str, Any], name: str) -> int:
 
 
 def test_the_stack_has_every_service(services: dict[str, Any]) -> None:
-    expected = {"collector", "prometheus", "tempo", "grafana", "postgres", "redis", "locust"}
+    expected = {
+        "collector",
+        "prometheus",
+        "tempo",
+        "grafana",
+        "postgres",
+        "redis",
+        "balancer",
+        "locust",
+    }
 
     assert expected | set(NODES) <= set(services)
 
@@ -289,21 +298,92 @@ def test_nodes_use_the_compose_postgres_and_redis(services: dict[str, Any]) -> N
         assert urlsplit(env["REDIS_URL"]).hostname == "redis"
 
 
-def test_locust_loads_every_node_with_a_different_number_of_users(
+HAPROXY_CFG = COMPOSE_DIR / "compose" / "haproxy.cfg"
+
+
+def _node_command(services: dict[str, Any], node: str) -> list[str]:
+    return [str(arg) for arg in services[node]["command"]]
+
+
+def _found(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    assert match is not None, pattern
+    return match[1]
+
+
+def _haproxy_servers() -> dict[str, str]:
+    """server name -> host:port in the compose balancer's backend."""
+    return dict(re.findall(r"^\s*server (\S+) (\S+)", HAPROXY_CFG.read_text(), re.MULTILINE))
+
+
+def test_locust_loads_the_balancer_which_spreads_over_every_node(
     services: dict[str, Any],
 ) -> None:
     targets = dict(
         entry.split("=") for entry in services["locust"]["environment"]["LOCUST_TARGETS"].split()
     )
+    balancer = services["balancer"]
+    front = int(_found(r"frontend fleet\n\s*bind :(\d+)", HAPROXY_CFG.read_text()))
+
+    assert list(targets) == [f"balancer:{front}"]
+    assert services["locust"]["depends_on"] == ["balancer"]
+    assert set(balancer["depends_on"]) == set(NODES)
     node_ports = {
-        node: port_of(services[node]["command"][services[node]["command"].index("--bind") + 1])
+        node: port_of(
+            _node_command(services, node)[_node_command(services, node).index("--bind") + 1]
+        )
         for node in NODES
     }
+    assert _haproxy_servers() == {node: f"{node}:{port}" for node, port in node_ports.items()}
 
-    assert set(targets) == {f"{node}:{port}" for node, port in node_ports.items()}
-    users = [int(u) for u in targets.values()]
-    assert len(set(users)) == len(users)
-    assert set(services["locust"]["depends_on"]) == set(NODES)
+
+def test_the_balancer_follows_fleetscopes_naming_and_stamps_requests(
+    services: dict[str, Any],
+) -> None:
+    config = HAPROXY_CFG.read_text()
+    settings = (REPO / "demo_fleet" / "settings.py").read_text()
+    service_name = _found(r'"SERVICE_NAME": "([^"]+)"', settings)
+
+    assert f"backend {service_name}" in config
+    assert set(_haproxy_servers()) == {
+        services[node]["environment"]["FLEETSCOPE_NODE"] for node in NODES
+    }
+    assert "http-request set-header X-Request-Start t=%[date(0,us)]" in config
+    assert mount_target(services["balancer"], HAPROXY_CFG) == (
+        "/usr/local/etc/haproxy/haproxy.cfg"  # where the official image reads it
+    )
+
+
+def test_haproxy_accepts_the_compose_balancer_config() -> None:
+    import subprocess
+
+    from fleetscope.demo.balancer import locate_haproxy
+
+    result = subprocess.run(
+        [str(locate_haproxy()), "-c", "-f", str(HAPROXY_CFG)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_prometheus_scrapes_the_balancers_exporter() -> None:
+    config = _yaml(REPO / "demo_fleet" / "compose" / "prometheus.yml")
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    exporter = int(_found(r"frontend prometheus\n\s*bind :(\d+)", HAPROXY_CFG.read_text()))
+
+    assert jobs["haproxy"]["static_configs"][0]["targets"] == [f"balancer:{exporter}"]
+    assert "honor_labels" not in jobs["haproxy"]
+
+
+def test_the_nodes_differ_by_workers_so_one_saturates_first(services: dict[str, Any]) -> None:
+    workers = [
+        int(_node_command(services, node)[_node_command(services, node).index("--workers") + 1])
+        for node in NODES
+    ]
+
+    assert workers == [3, 2, 1]
 
 
 def test_every_published_port_binds_loopback_only(services: dict[str, Any]) -> None:

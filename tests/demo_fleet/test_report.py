@@ -18,6 +18,7 @@ from fleetscope.dashboards.check import iter_queries
 from fleetscope.demo import report
 from fleetscope.demo.report import (
     CACHE_QUERY,
+    CAPACITY_QUERIES,
     N_PLUS_ONE_QUERY,
     NODE_QUERIES,
     QUEUE_QUERIES,
@@ -87,6 +88,23 @@ def canned_results() -> dict[str, list[dict[str, Any]]]:
             series(0.931, django_cache_alias="default", host_name="node-1"),
             series(0.5556, django_cache_alias="default", host_name="node-2"),
         ],
+        "capacity.share_of_traffic": [
+            series(0.5012, host_name="node-1"),
+            series(0.4988, host_name="node-2"),
+        ],
+        "capacity.queue_p50_s": [
+            series(0.0004, host_name="node-1"),
+            series(0.180, host_name="node-2"),
+        ],
+        "capacity.queue_p95_s": [
+            series(0.0021, host_name="node-1"),
+            series(0.940, host_name="node-2"),
+        ],
+        "capacity.utilization": [
+            series(0.312, host_name="node-1"),
+            series(0.97, host_name="node-2"),
+        ],
+        "capacity.workers": [series(2, host_name="node-1"), series(1, host_name="node-2")],
         "tasks.runs": [series(120, celery_task_name=CONFIRM), series(9, celery_task_name=REPORT)],
         "tasks.runs_per_s": [
             series(2.0, celery_task_name=CONFIRM),
@@ -138,6 +156,11 @@ def test_slow_query_columns_are_the_slow_query_tables_queries(key: str) -> None:
     assert SLOW_QUERY_QUERIES[key] in _dashboard_exprs()
 
 
+@pytest.mark.parametrize("key", sorted(CAPACITY_QUERIES))
+def test_capacity_columns_are_the_capacity_nodes_tables_queries(key: str) -> None:
+    assert CAPACITY_QUERIES[key] in _dashboard_exprs()
+
+
 def test_n_plus_one_rows_are_the_n_plus_one_tables_query() -> None:
     assert N_PLUS_ONE_QUERY in _dashboard_exprs()
 
@@ -161,10 +184,12 @@ def test_cache_ratio_is_the_dashboards_hit_ratio_split_by_alias_too() -> None:
 def test_queries_are_sent_with_every_variable_at_all_and_the_window() -> None:
     for key, expr in report.all_queries().items():
         sent = resolve(expr, "90s")
-        assert "$" not in sent
-        # Memory and queue depth are gauges read at the report's time; everything else spans
-        # the window.
-        assert ("[90s]" in sent) == (key not in ("nodes.rss_bytes", "queues.waiting"))
+        # No Grafana variable is left (`"$1"` is label_replace's capture group).
+        assert not re.search(r"\$(?!1\")", sent), sent
+        # Memory, the worker count and queue depth are gauges read at the report's time;
+        # everything else spans the window.
+        gauges = ("nodes.rss_bytes", "capacity.workers", "queues.waiting")
+        assert ("[90s]" in sent) == (key not in gauges)
 
     assert 'job=~"demo-shop"' in resolve(NODE_QUERIES["requests_per_s"], "5m", "demo-shop")
 
@@ -332,4 +357,48 @@ def test_json_carries_the_same_numbers() -> None:
     assert {(c["alias"], c["node"]): c["hit_ratio"] for c in data["cache"]} == {
         ("default", "node-1"): pytest.approx(0.931),
         ("default", "node-2"): pytest.approx(0.5556),
+    }
+
+
+def _capacity_line(text: str, node: str) -> str:
+    lines = text.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("Capacity")))
+    return next(line for line in lines[start:] if f"{node} " in line)
+
+
+def test_capacity_shows_the_balancers_split_queue_time_and_utilization_per_node() -> None:
+    text = rendered()
+
+    node_1, node_2 = _capacity_line(text, "node-1"), _capacity_line(text, "node-2")
+    assert "50.1 %" in node_1 and "31.2 %" in node_1 and "2.1 ms" in node_1
+    assert "49.9 %" in node_2 and "940.0 ms" in node_2 and "97.0 %" in node_2
+    assert node_1.rstrip().endswith(" 2 │") and node_2.rstrip().endswith(" 1 │")  # workers
+
+
+def test_without_a_balancer_capacity_says_where_share_and_queue_time_come_from() -> None:
+    results = {
+        k: v
+        for k, v in canned_results().items()
+        if not k.startswith(("capacity.share", "capacity.queue"))
+    }
+    console = Console(record=True, width=140, color_system=None)
+    render_report(build_report(results, "http://127.0.0.1:9090", "60s", 1.7e9), console)
+    text = console.export_text()
+
+    node_2 = _capacity_line(text, "node-2")
+    assert "97.0 %" in node_2
+    assert "nan" not in node_2.lower()
+    assert "No load balancer in front" in text
+
+
+def test_json_has_the_capacity_rows() -> None:
+    data = build_report(canned_results(), "http://p", "60s", 1.7e9).to_dict()
+
+    assert data["capacity"][1] == {
+        "node": "node-2",
+        "share_of_traffic": 0.4988,
+        "queue_p50_s": 0.18,
+        "queue_p95_s": 0.94,
+        "utilization": 0.97,
+        "workers": 1,
     }

@@ -35,10 +35,11 @@ class LocalStack:
     def prometheus_url(self) -> str:
         return self.prometheus.url
 
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        response = httpx.get(
-            f"{self.prometheus_url}/api/v1/query", params={"query": promql}, timeout=10
-        )
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        params = {"query": promql}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        response = httpx.get(f"{self.prometheus_url}/api/v1/query", params=params, timeout=10)
         body = response.json()
         assert body["status"] == "success", body
         return list(body["data"]["result"])
@@ -321,6 +322,44 @@ def seed_books(workdir: Path, count: int = 6) -> None:
             db.execute(
                 "INSERT INTO testapp_book (author_id, title) VALUES (?, ?)", (i + 1, f"book {i}")
             )
+
+
+def start_balancer(
+    stack: LocalStack, workdir: Path, backend: str, nodes: list[Node]
+) -> tuple[str, ManagedProcess]:
+    """The real HAProxy (the demo's generated config) in front of `nodes`, its exporter added
+    to the stack's Prometheus (config rewritten, then reloaded); returns its URL and process.
+
+    The backend is named after the service and each server after its node, as docs/capacity.md
+    asks, so the Capacity dashboard's variables select its series."""
+    from urllib.parse import urlsplit
+
+    from fleetscope.collector.process import free_port
+    from fleetscope.collector.prometheus import write_config
+    from fleetscope.demo.balancer import BalancerSettings, Server, start_balancer
+
+    settings = BalancerSettings(
+        port=free_port(),
+        metrics_port=free_port(),
+        backend=backend,
+        servers=[Server(node.name, int(urlsplit(node.url).port or 0)) for node in nodes],
+        workdir=workdir,
+    )
+    process = start_balancer(settings)
+    try:
+        prometheus = stack.prometheus
+        prometheus.balancer_targets = (*prometheus.balancer_targets, settings.metrics_target)
+        write_config(prometheus)
+        httpx.post(f"{stack.prometheus_url}/-/reload", timeout=10).raise_for_status()
+        target = settings.metrics_target
+        eventually(
+            lambda: stack.query(f'up{{job="haproxy", instance="{target}"}} == 1'),
+            what=f"Prometheus scraping the balancer at {target}",
+        )
+    except BaseException:
+        process.stop()
+        raise
+    return settings.url, process
 
 
 def start_redis_broker(workdir: Path) -> tuple[ManagedProcess, str]:

@@ -1,8 +1,10 @@
 """Every dashboard query against the live Prometheus fed by two real nodes with unequal load,
-and a Celery worker node (prefork, on a real Redis) running the tasks node-a queues."""
+behind the real HAProxy for the Capacity dashboard's series, and a Celery worker node
+(prefork, on a real Redis) running the tasks node-a queues."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +21,7 @@ from .stack import (
     Node,
     eventually,
     seed_books,
+    start_balancer,
     start_celery_worker,
     start_gunicorn_node,
     start_redis_broker,
@@ -53,6 +56,29 @@ TASK_ROUND = [
 TASK_PUBLISHER = "node-a"
 TASK_RUNS_PER_ROUND = len(TASK_ROUND) + 1  # retries_once runs twice
 TASK_WORKER = "worker-a"
+CAPACITY = "fleetscope-capacity"
+# Capacity series in each phase: requests through the balancer (stamped with X-Request-Start,
+# split round-robin) and one request with a stamp from the future, straight to node-a (the
+# balancer would replace the stamp).
+BALANCED = {"warm": 2, "run": 4}
+SKEWED_NODE = "node-a"
+
+
+def _through_balancer(url: str, count: int) -> None:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(count):
+            assert client.get("/hello/").status_code == 200
+
+
+def _skewed(node: Node) -> None:
+    future = f"t={int((time.time() + 60) * 1e6)}"
+    response = httpx.get(f"{node.url}/hello/", headers={"X-Request-Start": future}, timeout=30)
+    assert response.status_code == 200
+
+
+def _extra(node: str, phases: tuple[str, ...]) -> int:
+    """Requests of the capacity traffic a node served in `phases` (round-robin: half each)."""
+    return sum(BALANCED[p] // 2 + (node == SKEWED_NODE) for p in phases)
 
 
 def _round(node: Node) -> list[str]:
@@ -123,21 +149,28 @@ def fleet(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                         },
                     )
                 )
+        url, balancer = start_balancer(
+            stack, tmp_path_factory.mktemp("haproxy"), SERVICE, list(nodes)
+        )
+        others.append(balancer)
+        by_name = {node.name: node for node in nodes}
         # Warm-up: every series exists in Prometheus before the measured traffic, so rate()
         # sees the measured increase (a series' first sample carries no increase).
         for node in nodes:
             _play(node, 1, "warm")
+        _through_balancer(url, BALANCED["warm"])
+        _skewed(by_name[SKEWED_NODE])
         for node in nodes:
-            warm = len(_round(node))
+            warm = len(_round(node)) + _extra(node.name, ("warm",))
             eventually(_sees(stack, node.name, warm), what=f"warm-up of {node.name}")
         eventually(lambda: _task_runs(stack) == TASK_RUNS_PER_ROUND, what="the warm-up's task runs")
-        import time
-
         time.sleep(3)  # a few more scrapes of the warm-up values
         for node in nodes:
             _play(node, ROUNDS[node.name], "run")
+        _through_balancer(url, BALANCED["run"])
+        _skewed(by_name[SKEWED_NODE])
         for node in nodes:
-            total = (1 + ROUNDS[node.name]) * len(_round(node))
+            total = (1 + ROUNDS[node.name]) * len(_round(node)) + _extra(node.name, ("warm", "run"))
             eventually(_sees(stack, node.name, total), what=f"{total} requests of {node.name}")
         runs = (1 + ROUNDS[TASK_PUBLISHER]) * TASK_RUNS_PER_ROUND
         eventually(lambda: _task_runs(stack) == runs, what=f"{runs} task runs")
@@ -150,6 +183,7 @@ def fleet(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             ),
             what="SLO rules over every request",
         )
+        time.sleep(3)  # the balancer's exporter is scraped with the final counts
         yield nodes
     finally:
         for node in nodes:
@@ -322,3 +356,35 @@ def test_task_panels_count_what_the_worker_ran(stack: LocalStack, fleet: list[No
         for s in _panel(stack, "fleetscope-db", "N+1 detections by route and query")
     }
     assert routes == {"/books/n-plus-one/"}  # the task's N+1 is not a route's
+
+
+def test_capacity_panels_show_both_nodes_behind_the_balancer(
+    stack: LocalStack, fleet: list[Node]
+) -> None:
+    title = "Nodes: traffic, queue time and utilization"
+    columns = {
+        ref: {
+            s["metric"]["host_name"]: float(s["value"][1])
+            for s in _panel(stack, CAPACITY, title, ref)
+        }
+        for ref in "ACEF"  # share of traffic, queue p50, utilization, workers
+    }
+
+    assert columns["A"] == pytest.approx({"node-a": 0.5, "node-b": 0.5}, abs=0.01)
+    assert set(columns["C"]) == set(ROUNDS)  # stamped requests reached both nodes
+    assert all(0 < u < 1 for u in columns["E"].values())
+    assert columns["F"] == {"node-a": 1.0, "node-b": 1.0}
+    rejected = _panel(stack, CAPACITY, "Rejected queue-time stamps")
+    assert [(s["metric"]["host_name"], s["metric"]["reason"]) for s in rejected] == [
+        (SKEWED_NODE, "future")
+    ]
+
+
+def test_the_capacity_alerts_measure_the_live_fleet(stack: LocalStack, fleet: list[Node]) -> None:
+    from fleetscope.dashboards.rules import node_queue_time_p95, node_utilization
+
+    for expr in (node_queue_time_p95("5m"), node_utilization("5m")):
+        nodes = {
+            s["metric"]["host_name"] for s in stack.query(expr) if s["metric"]["job"] == SERVICE
+        }
+        assert nodes == set(ROUNDS), expr

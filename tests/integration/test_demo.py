@@ -1,10 +1,11 @@
 """`fleetscope demo` for real: two gunicorn nodes under locust, the real collector and Prometheus.
 
 One short demo (2 nodes, 30 s of load, free ports) runs through the CLI exactly as a user
-runs it, once on SQLite with the local-memory cache and once on a throwaway PostgreSQL
-cluster with a Redis cache (the distribution packages `make test` installs); the tests
-then check that its report agrees with what locust sent and shows what the shop is built
-to show, and that `fleetscope demo down` leaves nothing of it running.
+runs it, once on SQLite with the local-memory cache behind the real HAProxy (the default:
+one locust loads the balancer, the nodes run 2 and 1 workers), and once on a throwaway
+PostgreSQL cluster with a Redis cache and `--no-balancer` (one locust per node, users 2:1);
+the tests then check that its report agrees with what locust sent and shows what the shop
+is built to show, and that `fleetscope demo down` leaves nothing of it running.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from fleetscope.demo.state import (
 FLEETSCOPE = [sys.executable, "-m", "fleetscope"]
 NODES = ("node-1", "node-2")
 USERS = {"node-1": 4, "node-2": 2}  # what --users 6 splits into over two nodes (2:1)
+WORKERS = {"node-1": 2, "node-2": 1}  # behind the balancer: --workers 2,1
 DURATION_S = {"locmem": 30, "redis": 45}
 # The catalogue's keys expire after 30 s. A shared Redis cache misses each key once for the
 # whole fleet, early in the run, where rate() cannot see a new series' first counts; 45 s
@@ -49,9 +51,10 @@ REPO = Path(__file__).resolve().parents[2]
 class DemoRun:
     workdir: Path
     cache: str  # "locmem" (per worker process) or "redis" (shared by the fleet)
+    balanced: bool  # HAProxy in front (one locust), or each node loaded directly
     report: dict[str, Any]  # printed by `up --json` when the load ended
     later_report: dict[str, Any]  # `fleetscope demo report --json` afterwards
-    sent: dict[str, LoadStats]  # locust's final counts per node
+    sent: dict[str, LoadStats]  # locust's final counts per node, or {"balancer": ...}
     state: DemoState  # as recorded while the fleet ran
     status: str
     processes: list[psutil.Process]  # every recorded process and its descendants
@@ -66,19 +69,20 @@ def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(
     scope="module",
-    params=[("sqlite", "locmem"), ("postgres", "redis")],
-    ids=["sqlite-locmem", "postgres-redis"],
+    params=[("sqlite", "locmem", True), ("postgres", "redis", False)],
+    ids=["sqlite-locmem-balancer", "postgres-redis-direct"],
 )
 def demo(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[DemoRun]:
-    db, cache = request.param
+    db, cache, balanced = request.param
     workdir = tmp_path_factory.mktemp(f"demo-{db}")
+    shape = ("--workers", "2,1") if balanced else ("--workers", "2", "--no-balancer")
     try:
         up = _run(
             "up",
             *("--db", db, "--cache", cache),
-            *("--nodes", "2", "--workers", "2", "--users", "6"),
+            *("--nodes", "2", *shape, "--users", "6"),
             *("--duration", str(DURATION_S[cache]), "--free-ports", "--keep", "--json"),
             *("--export-interval-ms", "1000", "--scrape-interval", "1"),
             *("--workdir", str(workdir)),
@@ -95,12 +99,13 @@ def demo(
         yield DemoRun(
             workdir=workdir,
             cache=cache,
+            balanced=balanced,
             report=json.loads(up.stdout),
             later_report=json.loads(later.stdout),
             sent={
-                node: stats
-                for node in NODES
-                if (stats := read_final_stats(workdir / "locust" / node)) is not None
+                load: stats
+                for load in (("balancer",) if balanced else NODES)
+                if (stats := read_final_stats(workdir / "locust" / load)) is not None
             },
             state=state,
             status=status.stdout,
@@ -119,8 +124,19 @@ def _nodes(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {row["node"]: row for row in report["nodes"]}
 
 
-def test_prometheus_counts_every_request_locust_sent_per_node(demo: DemoRun) -> None:
+def _capacity(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {row["node"]: row for row in report["capacity"]}
+
+
+def test_prometheus_counts_every_request_locust_sent(demo: DemoRun) -> None:
     nodes = _nodes(demo.report)
+    if demo.balanced:
+        sent = demo.sent["balancer"].requests
+        seen = sum(nodes[node]["requests"] for node in NODES)
+        # In flight when locust stopped: at most one per user.
+        assert sent > 0
+        assert abs(seen - sent) <= sum(USERS.values()) + 0.01 * sent, (seen, sent)
+        return
 
     assert set(demo.sent) == set(NODES)
     for node in NODES:
@@ -137,8 +153,12 @@ def test_nodes_carry_different_non_zero_load(demo: DemoRun) -> None:
 
     rates = [nodes[node]["requests_per_s"] for node in NODES]
     assert rates[1] > 0
-    # node-1 has twice node-2's users.
-    assert rates[0] > rates[1]
+    if demo.balanced:
+        # Round-robin: the same load on both, whatever their workers.
+        assert rates[0] == pytest.approx(rates[1], rel=0.2)
+    else:
+        # node-1 has twice node-2's users.
+        assert rates[0] > rates[1]
     for node in NODES:
         assert nodes[node]["p95_latency_s"] > 0
         assert nodes[node]["cpu_cores"] > 0
@@ -204,19 +224,42 @@ def test_report_later_reads_the_same_load_window(demo: DemoRun) -> None:
     assert {n: later[n]["requests"] for n in NODES} == {n: first[n]["requests"] for n in NODES}
 
 
+def test_the_capacity_section_shows_the_balancers_split_queue_time_and_utilization(
+    demo: DemoRun,
+) -> None:
+    rows = _capacity(demo.report)
+
+    assert set(rows) == set(NODES)
+    for node in NODES:
+        assert 0 < rows[node]["utilization"] <= 1
+        if demo.balanced:
+            assert rows[node]["workers"] == WORKERS[node]
+            assert rows[node]["share_of_traffic"] == pytest.approx(0.5, abs=0.05)
+            assert rows[node]["queue_p95_s"] is not None and rows[node]["queue_p95_s"] >= 0
+        else:
+            assert rows[node]["workers"] == 2
+            # No balancer, no stamp: queue time is absent, not zero.
+            assert rows[node]["share_of_traffic"] is None
+            assert rows[node]["queue_p95_s"] is None
+
+
 def test_status_showed_the_running_fleet(demo: DemoRun) -> None:
-    for name in ("collector", "prometheus", "redis", "worker-1", *NODES):
+    balancer = ["balancer"] if demo.balanced else []
+    for name in ("collector", "prometheus", "redis", "worker-1", *NODES, *balancer):
         assert any(name in line and "alive" in line for line in demo.status.splitlines()), name
 
 
 def test_down_leaves_no_process_of_the_demo_running(demo: DemoRun) -> None:
     assert demo.down.returncode == 0, demo.down.stderr
     recorded = {c.name for c in demo.state.components}
-    assert {"collector", "prometheus", "redis", "worker-1", *NODES} <= recorded
-    assert {f"locust-{n}" for n in NODES} <= recorded
-    # Collector, Prometheus, and each gunicorn master with its two workers were running
+    loads = ["balancer"] if demo.balanced else NODES
+    extra = {"balancer"} if demo.balanced else set()
+    assert {"collector", "prometheus", "redis", "worker-1", *NODES, *extra} <= recorded
+    assert {f"locust-{n}" for n in loads} <= recorded
+    # Collector, Prometheus, HAProxy, and each gunicorn master with its workers were running
     # when the snapshot was taken (locust had finished).
-    assert len(demo.processes) >= 2 + len(NODES) * 3
+    workers = WORKERS if demo.balanced else dict.fromkeys(NODES, 2)
+    assert len(demo.processes) >= 2 + len(extra) + sum(w + 1 for w in workers.values())
 
     assert [p.pid for p in demo.processes if p.is_running()] == []
     node_binds = [c.endpoint.removeprefix("http://") for c in demo.state.components]

@@ -97,7 +97,7 @@ def running_stack(workdir: Path) -> Iterator[InputStack]:
     try:
         processes.append(start_collector(collector))
         processes.append(start_prometheus(prometheus))
-        yield InputStack(collector, prometheus, processes, metrics_file)
+        yield InputStack(collector, prometheus, processes, metrics_file=metrics_file)
     finally:
         for process in reversed(processes):
             process.stop()

@@ -43,8 +43,10 @@ def main() -> None:
 
     for i in range(6):
         Book.objects.create(author=Author.objects.create(name=f"a{i}"), title=f"b{i}")
+    import time
+
     client = Client()
-    client.get("/items/5/")
+    client.get("/items/5/", HTTP_X_REQUEST_START=f"t={int((time.time() - 0.2) * 1e6)}")
     client.get("/books/n-plus-one/")
     client.get("/no/such/page/")
 
@@ -84,6 +86,11 @@ def main() -> None:
                 "check_ids": [m.id for m in telemetry_checks()],
                 "own_request_points": len(runtime.instruments.request_duration.attribute_sets()),
                 "n_plus_one": [[list(k), v] for k, v in runtime.instruments.n_plus_one.items()],
+                "busy_seconds": runtime.instruments.busy_time.seconds(),
+                "busy_in_flight": runtime.instruments.busy_time.in_flight,
+                "queue_time_routes": [
+                    list(k) for k in runtime.instruments.queue_time.attribute_sets()
+                ],
             }
         )
     )

@@ -57,3 +57,74 @@ def test_reset_forgets_everything() -> None:
     counter.add(("a",))
     aggregator.reset()
     assert aggregator.collect() == []
+
+
+def _busy_pair() -> tuple[Aggregator, Any, Any]:
+    aggregator = Aggregator()
+    busy = aggregator.busy_time("busy", "")
+    active = aggregator.in_flight("active", "{request}", "", ("m",), busy)
+    return aggregator, busy, active
+
+
+def test_busy_time_counts_overlapping_requests_once() -> None:
+    _, busy, active = _busy_pair()
+    active.enter(("GET",), 10.0)
+    active.enter(("GET",), 11.0)  # a second thread's request overlaps the first
+    active.leave(("GET",), 12.0)
+    active.leave(("GET",), 15.0)
+    active.enter(("POST",), 20.0)
+    active.leave(("POST",), 21.0)
+
+    # Busy 10..15 and 20..21: six seconds, not the nine request-seconds.
+    assert busy.seconds(now=30.0) == 6.0
+    assert active.value(("GET",)) == 0 and active.value(("POST",)) == 0
+
+
+def test_busy_time_includes_the_request_in_flight_at_export() -> None:
+    _, busy, active = _busy_pair()
+    active.enter(("GET",), 100.0)
+
+    assert busy.seconds(now=104.0) == 4.0
+    active.leave(("GET",), 106.0)
+    assert busy.seconds(now=200.0) == 6.0
+
+
+def test_busy_time_never_decreases_when_times_arrive_out_of_order() -> None:
+    _, busy, active = _busy_pair()
+    active.enter(("GET",), 10.0)
+    exported = busy.seconds(now=20.0)  # an export while the request runs
+    # The request's end was timed before the export but took the lock after it.
+    active.leave(("GET",), 19.5)
+    later = busy.seconds(now=25.0)
+    # A thread that read the clock before the last export: its request counts from there,
+    # so no interval already reported is counted twice.
+    active.enter(("GET",), 18.0)
+    active.leave(("GET",), 26.0)
+
+    assert exported == 10.0
+    assert later == exported
+    assert busy.seconds(now=30.0) == 11.0
+
+
+def test_busy_time_is_a_monotonic_seconds_counter_exported_once_a_request_ran() -> None:
+    aggregator, _, active = _busy_pair()
+    assert aggregator.collect() == []  # a process that served nothing exports nothing
+
+    active.enter(("GET",), 1.0)
+    active.leave(("GET",), 1.5)
+    by_name: dict[str, Any] = {m.name: m for m in aggregator.collect()}
+    metric = by_name["busy"]
+    assert metric.unit == "s"
+    assert isinstance(metric.data, Sum) and metric.data.is_monotonic
+    (point,) = metric.data.data_points
+    assert point.value == 0.5 and point.attributes == {}
+
+
+def test_after_a_fork_busy_time_starts_from_zero() -> None:
+    aggregator, busy, active = _busy_pair()
+    active.enter(("GET",), 1.0)
+    aggregator.after_fork()
+    active.leave(("GET",), 2.0)  # the parent's request cannot end in the child
+
+    assert busy.seconds(now=3.0) == 0.0
+    assert busy.in_flight == 0

@@ -54,3 +54,9 @@ def test_contrib_emits_the_same_request_duration_metric(probe: dict[str, Any]) -
 
 def test_fleetscope_keeps_sql_detection_with_the_route(probe: dict[str, Any]) -> None:
     assert [route for (_, route), _count in probe["n_plus_one"]] == ["/books/n-plus-one/"]
+
+
+def test_capacity_signals_are_fleetscope_s_own_in_contrib_mode_too(probe: dict[str, Any]) -> None:
+    assert probe["busy_seconds"] > 0
+    assert probe["busy_in_flight"] == 0
+    assert probe["queue_time_routes"] == [["/items/<int:pk>/"]]

@@ -125,3 +125,99 @@ def test_the_raw_path_when_asked_is_scrubbed(
         if s.name.startswith("GET")
     )
     assert paths == ["/items/42/", "/reset/<uidb64>/<token>/"]
+
+
+# -- queue time and busy time (docs/capacity.md) ------------------------------------------
+
+
+def _queue_times(rt: Runtime) -> dict[Any, tuple[int, float, list[int]] | None]:
+    histogram = rt.instruments.queue_time
+    return {key: histogram.snapshot(key) for key in histogram.attribute_sets()}
+
+
+def _rejected(rt: Runtime) -> dict[Any, int | float]:
+    return dict(rt.instruments.queue_time_rejected.items())
+
+
+@pytest.mark.parametrize(
+    ("header", "stamp"),
+    [
+        ("HTTP_X_REQUEST_START", lambda t: f"t={int(t * 1e6)}"),  # HAProxy, Apache
+        ("HTTP_X_REQUEST_START", lambda t: f"t={t:.3f}"),  # nginx $msec
+        ("HTTP_X_REQUEST_START", lambda t: str(int(t * 1e3))),  # Heroku
+        ("HTTP_X_QUEUE_START", lambda t: f"t={int(t * 1e6)}"),
+    ],
+    ids=["request-start-us", "request-start-s", "request-start-ms", "queue-start-us"],
+)
+def test_a_stamped_request_records_its_queue_time_by_route(
+    rt: Runtime, header: str, stamp: Any
+) -> None:
+    import time
+
+    Client().get("/items/3/", **{header: stamp(time.time() - 0.25)})
+
+    ((key, snapshot),) = _queue_times(rt).items()
+    assert key == ("/items/<int:pk>/",)
+    assert snapshot is not None
+    count, seconds, _ = snapshot
+    assert count == 1
+    assert 0.24 < seconds < 5.0
+    assert _rejected(rt) == {}
+
+
+def test_requests_without_the_header_record_no_queue_time_at_all(rt: Runtime) -> None:
+    Client().get("/hello/")
+
+    # Absent, not zero: no series exists for the route.
+    assert _queue_times(rt) == {}
+    assert _rejected(rt) == {}
+    assert _count(rt, "GET", "/hello/", 200) == 1
+
+
+@pytest.mark.parametrize(
+    ("stamp", "reason"),
+    [
+        (lambda t: f"t={int((t + 30) * 1e6)}", "future"),
+        (lambda t: f"t={int((t - 3600) * 1e6)}", "too_old"),
+        (lambda t: "t=soon", "malformed"),
+        (lambda t: "12345", "malformed"),
+    ],
+    ids=["future", "too-old", "text", "not-a-time"],
+)
+def test_implausible_stamps_are_counted_and_never_recorded(
+    rt: Runtime, stamp: Any, reason: str
+) -> None:
+    import time
+
+    Client().get("/hello/", HTTP_X_REQUEST_START=stamp(time.time()))
+
+    assert _queue_times(rt) == {}
+    assert _rejected(rt) == {(reason,): 1}
+    assert _count(rt, "GET", "/hello/", 200) == 1  # the request itself is measured as usual
+
+
+def test_sampled_spans_carry_the_queue_time(make_runtime: Any, spans: InMemorySpanExporter) -> None:
+    import time
+
+    make_runtime(TRACES_SAMPLE_RATE=1.0)
+    Client().get("/hello/", HTTP_X_REQUEST_START=f"t={int((time.time() - 0.1) * 1e6)}")
+    Client().get("/hello/")
+
+    stamped, plain = spans.get_finished_spans()
+    assert stamped.attributes is not None and plain.attributes is not None
+    waited = stamped.attributes["http.server.request.queue_time"]
+    assert isinstance(waited, float) and 0.09 < waited < 5.0
+    assert "http.server.request.queue_time" not in plain.attributes
+
+
+def test_busy_time_is_the_time_requests_were_in_flight(rt: Runtime) -> None:
+    for _ in range(3):
+        Client().get("/sleep/?ms=20")
+
+    busy = rt.instruments.busy_time.seconds()
+    snapshot = rt.instruments.request_duration.snapshot(("GET", "/sleep/", 200))
+    assert snapshot is not None
+    # One request at a time: busy time is exactly the sum of the request durations.
+    assert busy == pytest.approx(snapshot[1], abs=1e-6)
+    assert busy >= 0.06
+    assert rt.instruments.busy_time.in_flight == 0

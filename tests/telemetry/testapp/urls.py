@@ -14,6 +14,7 @@ urlpatterns = [
     path("boom/", views.boom),
     path("authors/literal/", views.literal),
     path("slow/", views.slow),
+    path("sleep/", views.sleep),
     path("local-cache/", views.local_cache),
     path("two-aliases/", views.two_aliases),
     path("preexec/", views.preexec),

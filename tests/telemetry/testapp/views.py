@@ -68,6 +68,16 @@ def slow(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"count": count})
 
 
+def sleep(request: HttpRequest) -> HttpResponse:
+    """Holds the worker for ?ms= milliseconds (at most 2 s) without using CPU: a fixed
+    service time for capacity tests on a busy machine."""
+    import time
+
+    milliseconds = min(max(int(request.GET.get("ms", "50")), 0), 2000)
+    time.sleep(milliseconds / 1000)
+    return HttpResponse(f"slept {milliseconds} ms")
+
+
 def local_cache(request: HttpRequest) -> JsonResponse:
     """One hit and one miss on the `local` alias per request, whatever the worker."""
     from django.core.cache import caches
