@@ -318,8 +318,9 @@ def report_window(load: LoadWindow | None, now: float) -> tuple[str, float | Non
     if load is None:
         return DEFAULT_REPORT_WINDOW, None
     if load.ended is not None:
-        window = max(1, math.ceil(load.ended - load.started))
-        return f"{window}s", min(now, load.ended + load.settle_s)
+        # From the load's start to the evaluation time, which waits for the last export.
+        at = min(now, load.ended + load.settle_s)
+        return f"{max(1, math.ceil(at - load.started))}s", at
     return f"{max(10, math.ceil(now - load.started))}s", None
 
 

@@ -8,6 +8,7 @@ reverse order. The CLI (`demo_fleet.cli`) decides when.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import re
@@ -56,6 +57,8 @@ NODE_START_TIMEOUT_S = 90.0
 LOAD_GRACE_S = 20.0
 # Sent/seen counts refresh this often while the load runs.
 PROGRESS_INTERVAL_S = 2.0
+# After the first settle time, how many more `settle` waits for counts that still grow.
+SETTLE_ROUNDS = 3
 # The locust behind the balancer: its stats prefix, log and state name (`locust-balancer`).
 BALANCER_LOAD = "balancer"
 
@@ -307,6 +310,13 @@ class LoadResult:
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM (e.g. from `fleetscope demo down`): stop everything, print no report."""
+
+
+def _counts_or_none(seen: Callable[[], dict[str, int]]) -> dict[str, int] | None:
+    try:
+        return seen()
+    except FleetscopeError:
+        return None
 
 
 class DemoLauncher:
@@ -728,11 +738,26 @@ class DemoLauncher:
                 stop_components([component], timeout=15)
 
     def settle(self, progress: LoadProgress, seen: Callable[[], dict[str, int]]) -> None:
-        """Wait one export interval + one scrape so the last requests reach Prometheus."""
+        """Wait one export interval + one scrape so the last requests reach Prometheus, then
+        until the counts Prometheus holds stop growing (a busy machine delays the last
+        export), at most SETTLE_ROUNDS more settle times. The report is evaluated then."""
         self.display.component(
             "metrics", "settling", note=f"{self.options.settle_s:.0f} s for the last export+scrape"
         )
         time.sleep(self.options.settle_s)
+        before = _counts_or_none(seen)
+        for _ in range(SETTLE_ROUNDS):
+            time.sleep(self.options.settle_s)
+            after = _counts_or_none(seen)
+            if after == before:
+                break
+            before = after
+        load = self.state.load
+        if load is not None and load.ended is not None:
+            # The report is evaluated at `ended + settle_s`: now, once the counts are in.
+            settle_s = max(self.options.settle_s, time.time() - load.ended)
+            self.state.load = dataclasses.replace(load, settle_s=settle_s)
+            self.state.save()
         self._update_counts(progress, seen)
         self.display.component("metrics", "done")
         self.display.end_load()

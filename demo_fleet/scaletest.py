@@ -22,7 +22,7 @@ from typing import Any
 from fleetscope.collector.process import ManagedProcess
 from fleetscope.dashboards import metrics as m
 from fleetscope.dashboards.capacity import CAPACITY, REQUESTS, concurrency, utilization
-from fleetscope.dashboards.queries import quantile, rate
+from fleetscope.dashboards.queries import exact_rate, quantile
 from fleetscope.errors import FleetscopeError
 
 from . import usl
@@ -38,7 +38,7 @@ DEFAULT_STEPS = (1, 2, 4, 8, 16, 32)  # users per node
 PIPELINE_LAG_S = 1.0
 
 STEP_QUERIES = {
-    "throughput": rate(REQUESTS, CAPACITY),
+    "throughput": exact_rate(REQUESTS, CAPACITY),
     "concurrency": concurrency(),
     "p95_latency_s": quantile(0.95, m.REQUEST_DURATION, CAPACITY),
     "p95_queue_s": quantile(0.95, m.QUEUE_TIME, CAPACITY),

@@ -15,10 +15,6 @@ STEP_SECONDS = 15
 HISTORY_SECONDS = 20 * 60
 # node-3 stops exporting this long before "now": longer than Prometheus' 5 min lookback.
 STOPPED_FOR_SECONDS = 10 * 60
-# The alive nodes' samples run this far past "now": on a loaded machine the tests query
-# Prometheus minutes after the data was generated, and 1-minute rate windows must still
-# hold samples then. Prometheus ignores samples later than the evaluation time.
-LEAD_SECONDS = 10 * 60
 
 # Per worker, per second.
 CACHE_HITS_PER_SECOND = 3.0
@@ -333,15 +329,16 @@ def _labels(labels: Labels) -> str:
 
 
 def openmetrics(now: float) -> str:
-    """Every series from now - HISTORY to now + LEAD (node-3 until it stopped), one family at
-    a time."""
+    """Every series from now - HISTORY to now (node-3 until it stopped), one family at a time.
+    No sample lies past now: the SLO rules record at now, and Prometheus refuses samples
+    older than its newest block."""
     start = int(now) - HISTORY_SECONDS
     lines = []
     for family in families():
         lines.append(f"# TYPE {family.name} {family.kind}")
         for name, labels, value in family.samples:
             stopped = _node_of(labels) == STOPPED_NODE
-            end = int(now) + (-STOPPED_FOR_SECONDS if stopped else LEAD_SECONDS)
+            end = int(now) - (STOPPED_FOR_SECONDS if stopped else 0)
             rendered = _labels(labels)
             for timestamp in range(start, end + 1, STEP_SECONDS):
                 lines.append(f"{name}{{{rendered}}} {value(timestamp - start):.10g} {timestamp}")

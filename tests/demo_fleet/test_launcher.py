@@ -343,7 +343,9 @@ def test_removing_state_deletes_the_file_and_recorded_outside_dirs(tmp_path: Pat
 def test_report_window_defaults_to_the_recorded_load() -> None:
     load = LoadWindow(started=1000.0, ended=1060.2, settle_s=11.0)
 
-    assert cli.report_window(load, now=2000.0) == ("61s", 1071.2)
+    # Evaluated once the last export has been scraped, over everything since the load began:
+    # a window only as long as the load would leave out its first settle_s seconds.
+    assert cli.report_window(load, now=2000.0) == ("72s", 1071.2)
     assert cli.report_window(None, now=2000.0) == ("5m", None)
     assert cli.report_window(LoadWindow(started=1000.0), now=1042.0) == ("42s", None)
 
