@@ -1,19 +1,23 @@
-"""SQL instrumentation through Django's public execute-wrapper seam, for every alias and thread.
+"""SQL instrumentation for every alias and thread, without a place in the app's wrapper list.
 
-Each database connection gets one `QueryObserver` in its `execute_wrappers` when it
-connects (the `connection_created` signal), so queries are seen inside and outside
-requests, in management commands and background threads, without swapping the database
-ENGINE. Per query the untraced path costs a perf_counter pair, one dict hit for the
-precomputed attribute key, and a few in-process increments.
+Each database connection gets one `QueryObserver` when it connects (the `connection_created`
+signal), so queries are seen inside and outside requests, in management commands and
+background threads, without swapping the database ENGINE. Per query the untraced path
+costs a perf_counter pair, one dict hit for the precomputed attribute key, and a few
+in-process increments.
 
-The observer goes FIRST in the list (the outermost wrapper), not last: Django's own
-`connection.execute_wrapper()` context manager appends the user's wrapper and, on exit,
-pops the LAST one. When a connection is first made inside such a block (the QueryLogger
-pattern of Django's docs, request-scoped SQL commenters), an observer appended last would
-be the one popped, and the user's wrapper would stay behind for good. First in the list,
-the observer is never popped by anyone else's context manager. Its timing includes the
-wrappers inside it (a commenter adds microseconds); a user's wrapper that blocks a query
-(raises instead of executing) is seen as a failed query.
+The observer has the shape of an execute wrapper, but it is not put into
+`connection.execute_wrappers`: that list belongs to the app. Django's own
+`connection.execute_wrapper()` context manager pops the LAST entry on exit (an observer
+appended last would be popped in place of the user's wrapper when a connection is first
+made inside such a block), test suites assert on the list (Django's own does:
+`execute_wrappers == []`), and apps clear or replace it. Instead, `CursorWrapper.
+_execute_with_wrappers` (Django's one method through which every `execute` and
+`executemany` of every backend passes, in Django 4.2 to 6.1) is wrapped once: for a
+connection that carries an observer, the observer runs outside all of the app's wrappers
+(it sees the SQL as the app wrote it, and times the wrappers with the query); for any
+other connection the method is Django's, plus one dict lookup. A user's wrapper that
+blocks a query (raises instead of executing) is seen as a failed query.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
+from django.db.backends.utils import CursorWrapper
 from opentelemetry import trace
 
 from .aggregate import TraceRef
@@ -243,16 +248,46 @@ class QueryObserver:
         return template
 
 
+# The connection attribute holding its observer (in the instance's __dict__).
+OBSERVER_ATTR = "_fleetscope_observer"
+# Django's method that runs `execute_wrappers` around every execute/executemany.
+SEAM = "_execute_with_wrappers"
+_django_execute_with_wrappers: Callable[..., Any] = CursorWrapper.__dict__[SEAM]
+_NO_CONTEXT: dict[str, Any] = {}  # the observer passes it on; Django builds its own inside
+
+
+def _execute_observed(
+    self: CursorWrapper, sql: Any, params: Any, many: bool, executor: Callable[..., Any]
+) -> Any:
+    """`CursorWrapper._execute_with_wrappers`, with the connection's observer around it."""
+    observer = self.db.__dict__.get(OBSERVER_ATTR)
+    if observer is None:
+        return _django_execute_with_wrappers(self, sql, params, many, executor)
+
+    def execute(sql: Any, params: Any, many: bool, context: dict[str, Any]) -> Any:
+        return _django_execute_with_wrappers(self, sql, params, many, executor)
+
+    return observer(execute, sql, params, many, _NO_CONTEXT)
+
+
+def seam_installed() -> bool:
+    """Whether CursorWrapper runs connections' observers (Fleetscope's method is in place)."""
+    return CursorWrapper.__dict__.get(SEAM) is _execute_observed
+
+
+def observer_of(connection: BaseDatabaseWrapper) -> QueryObserver | None:
+    """The connection's observer (`django.db.connection`, a proxy, works too)."""
+    observer = getattr(connection, OBSERVER_ATTR, None)
+    return observer if isinstance(observer, QueryObserver) else None
+
+
 def observe(connection: BaseDatabaseWrapper, runtime: Runtime) -> None:
-    """Put this runtime's observer first in a connection's wrappers, once (replacing another
-    runtime's). First, because Django's execute_wrapper() pops the last wrapper (see above)."""
-    wrappers = connection.execute_wrappers
-    for wrapper in list(wrappers):
-        if isinstance(wrapper, QueryObserver):
-            if wrapper.runtime is runtime and wrappers[0] is wrapper:
-                return
-            wrappers.remove(wrapper)
-    wrappers.insert(0, QueryObserver(runtime, connection.alias, connection.vendor))
+    """Give a connection this runtime's observer, once (replacing another runtime's)."""
+    current = observer_of(connection)
+    if current is None or current.runtime is not runtime:
+        setattr(
+            connection, OBSERVER_ATTR, QueryObserver(runtime, connection.alias, connection.vendor)
+        )
 
 
 def _on_connection_created(sender: object, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
@@ -262,6 +297,8 @@ def _on_connection_created(sender: object, connection: BaseDatabaseWrapper, **kw
 
 
 def instrument_databases() -> None:
+    if not seam_installed():
+        setattr(CursorWrapper, SEAM, _execute_observed)
     connection_created.connect(_on_connection_created, dispatch_uid="fleetscope-telemetry-db")
     runtime = active_runtime()
     if runtime is not None:
@@ -270,13 +307,13 @@ def instrument_databases() -> None:
 
 
 def uninstrument_databases() -> None:
-    """No observer on new connections; this thread's connections give theirs back (other
-    threads' observers pass queries straight through once `db_enabled` is off)."""
+    """Django's method back (unless someone wrapped it after us), no observer on new
+    connections, and this thread's connections give theirs back."""
     connection_created.disconnect(dispatch_uid="fleetscope-telemetry-db")
+    if seam_installed():
+        setattr(CursorWrapper, SEAM, _django_execute_with_wrappers)
     for connection in connections.all(initialized_only=True):
-        wrappers = connection.execute_wrappers
-        for wrapper in [w for w in wrappers if isinstance(w, QueryObserver)]:
-            wrappers.remove(wrapper)
+        connection.__dict__.pop(OBSERVER_ATTR, None)
 
 
 class DatabaseInstrument(Instrument):

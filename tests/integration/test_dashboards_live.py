@@ -175,7 +175,11 @@ def fleet(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         runs = (1 + ROUNDS[TASK_PUBLISHER]) * TASK_RUNS_PER_ROUND
         eventually(lambda: _task_runs(stack) == runs, what=f"{runs} task runs")
         # The SLO recording rules (evaluated every 2 s here) have caught up with the traffic.
-        requests = sum((1 + ROUNDS[node.name]) * len(_round(node)) for node in nodes)
+        # Every request counts: the rounds, and the balanced and skewed capacity traffic.
+        requests = sum(
+            (1 + ROUNDS[node.name]) * len(_round(node)) + _extra(node.name, ("warm", "run"))
+            for node in nodes
+        )
         eventually(
             lambda: (
                 _scalar(stack, f'sum(fleetscope:slo_requests:period{{job="{SERVICE}"}})')

@@ -13,7 +13,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import path
 
-from telemetry.db import MAX_CACHED_KEY_BYTES, QueryObserver
+from telemetry.db import MAX_CACHED_KEY_BYTES, observer_of
 from telemetry.runtime import Runtime
 from tests.telemetry.testapp.models import Author
 
@@ -79,6 +79,7 @@ def test_each_connections_sql_cache_holds_at_most_its_byte_budget(rt: Runtime) -
     with connection.cursor() as cursor:
         for n in range(400):  # 400 distinct statements of 20 KB: 8 MB of raw SQL
             cursor.execute(f"SELECT {n} /* {'x' * 20_000} */")
-    observer = next(w for w in connection.execute_wrappers if isinstance(w, QueryObserver))
+    observer = observer_of(connection)
+    assert observer is not None
     held = sum(sys.getsizeof(sql) for sql in observer._keys)
     assert 0 < held <= MAX_CACHED_KEY_BYTES

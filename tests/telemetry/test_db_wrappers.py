@@ -48,5 +48,60 @@ def test_every_query_is_counted_and_the_wrapper_list_stays_bounded(
     probe = run_probe(tmp_path, conn_max_age, user_wrapper)
     assert probe["statuses"] == [200]
     assert probe["counted"] == probe["expected"]
-    # Between requests: the observer alone (the user's wrapper is gone with its request).
-    assert probe["longest_wrapper_list"] == {"default": 1, "other": 1}
+    # Between requests the list is empty: Fleetscope keeps nothing in it, and the user's
+    # wrapper is gone with its request.
+    assert probe["longest_wrapper_list"] == {"default": 0, "other": 0}
+
+
+# -- the app's execute_wrappers are the app's ---------------------------------------------
+# Fleetscope observes SQL without an entry in `connection.execute_wrappers`: a test suite that
+# asserts on the list (Django's own ExecuteWrapperTests does: `== [wrapper]`, `== []`), or
+# code that clears or replaces it, sees and changes only what the app put there.
+
+
+def _total_queries(rt: Any) -> int:
+    total = 0
+    for key in rt.instruments.query_duration.attribute_sets():
+        snapshot = rt.instruments.query_duration.snapshot(key)
+        total += snapshot[0] if snapshot is not None else 0
+    return total
+
+
+@pytest.mark.django_db
+def test_execute_wrappers_hold_only_what_the_app_put_there(rt: Any) -> None:
+    from django.db import connection, connections
+
+    seen: list[str] = []
+
+    def commenter(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        seen.append(sql)
+        return execute(f"/* app=shop */ {sql}", params, many, context)
+
+    connection.ensure_connection()
+    connections["other"].ensure_connection()
+    assert connection.execute_wrappers == []
+    with connection.execute_wrapper(commenter):
+        assert connection.execute_wrappers == [commenter]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        assert connections["other"].execute_wrappers == []
+    assert connection.execute_wrappers == []
+    assert connections["other"].execute_wrappers == []
+    # Both saw the query: the app's wrapper, and Fleetscope, outside it (the SQL as written).
+    assert seen == ["SELECT 1"]
+    assert _total_queries(rt) == 1
+    assert [s.text for s in rt.catalog.statements()] == ["SELECT ?"]
+
+
+@pytest.mark.django_db
+def test_sql_is_observed_after_the_app_clears_or_replaces_its_wrapper_list(rt: Any) -> None:
+    from django.db import connection
+
+    connection.ensure_connection()
+    connection.execute_wrappers.clear()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    connection.execute_wrappers = []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 2")
+    assert _total_queries(rt) == 2

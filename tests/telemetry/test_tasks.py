@@ -54,7 +54,10 @@ def celery_app() -> Iterator[Celery]:
 def recorder(make_runtime: Any) -> Iterator[TaskRecorder]:
     """Every request and task sampled; Celery's signals record into this runtime."""
     previous = task_signals._recorder
-    rt = make_runtime(TRACES_SAMPLE_RATE=1.0, SLOW_QUERY_MS=0)
+    # A node name of its own: the queue depth is read by one process per (service, node),
+    # elected by a lock file, and another test run on the machine may hold the default's.
+    node = f"unit-{uuid.uuid4().hex[:8]}"
+    rt = make_runtime(TRACES_SAMPLE_RATE=1.0, SLOW_QUERY_MS=0, NODE=node)
     TasksInstrument(rt, rt.config).install()
     yield recorder_for(rt)
     if previous is not None:

@@ -127,8 +127,12 @@ def _probe_messages(probe: Mapping[str, Any], middleware: str) -> list[str]:
         if database["connected"] and not database["observer_of_active_runtime"]:
             messages.append(
                 f"database {alias!r} is connected without the active runtime's QueryObserver "
-                f"({database['observers']} observer(s); other execute_wrappers: "
+                f"({database['observers']} observer(s); execute_wrappers: "
                 f"{database['other_wrappers']})"
+            )
+        elif database.get("observer_in_wrappers"):
+            messages.append(
+                f"database {alias!r} has a QueryObserver in execute_wrappers, the app's list"
             )
         elif database["other_wrappers"]:
             messages.append(

@@ -83,18 +83,7 @@ RUN_TIMEOUT_S = 900.0
 # The one documented place for tests allowed to differ (docs/transparency.md lists them
 # with the same reasons). The job prints each of them; `evidence` must appear in the
 # instrumented failure, so a known test failing for any other reason is still a difference.
-KNOWN_EXCEPTIONS: dict[str, KnownException] = {
-    "backends.base.test_base.ExecuteWrapperTests.test_wrapper_connection_specific": (
-        KnownException(
-            reason=(
-                "asserts connection.execute_wrappers == [wrapper] and == []: Fleetscope's "
-                "QueryObserver lives in execute_wrappers, Django's only public seam for SQL "
-                "on every connection"
-            ),
-            evidence="QueryObserver",
-        )
-    ),
-}
+KNOWN_EXCEPTIONS: dict[str, KnownException] = {}
 
 
 def _children_cpu() -> float:
