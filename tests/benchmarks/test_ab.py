@@ -1,0 +1,43 @@
+"""`benchmarks.ab`: a tree's run uses that tree's code only, and overhead is per tree."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from benchmarks import ab
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_overhead_subtracts_the_same_trees_bare_run() -> None:
+    bare = {"/hello/": 50.0, "/sql/": 1500.0, "/mixed/": 1510.0}
+    times = {"/hello/": 60.0, "/sql/": 1560.0, "/mixed/": 1590.0}
+    assert ab._overhead(times, bare) == (10.0, 5.0, 80.0)
+
+
+def test_a_run_that_loads_our_code_from_outside_its_tree_fails(tmp_path: Path) -> None:
+    # A tree holding only the benchmark worker: `telemetry` comes from elsewhere.
+    tree = tmp_path / "tree"
+    (tree / "benchmarks").mkdir(parents=True)
+    (tree / "benchmarks" / "__init__.py").write_text("")
+    (tree / "benchmarks" / "worker.py").write_text(
+        "import json, telemetry\nprint(json.dumps({'us_per_request': {}}))\n"
+    )
+    with pytest.raises(SystemExit, match="FOREIGN MODULE telemetry"):
+        ab.run_in_tree(tree, "bare", 1, 1)
+
+
+def test_a_run_in_a_tree_reports_its_workers_figures(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(tree)], cwd=ROOT, check=True,
+                   capture_output=True)  # fmt: skip
+    try:
+        figures = ab.run_in_tree(tree, "bare", 20, 1)
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
+                       check=True, capture_output=True)  # fmt: skip
+    assert set(figures) == {"/hello/", "/sql/", "/mixed/"}
+    assert all(us > 0 for us in figures.values())
