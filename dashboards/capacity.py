@@ -148,7 +148,7 @@ def queue_time_per_node_timeseries() -> timeseries.Panel:
                 exemplar=True,
             ),
         ],
-        links=[node_detail_link("${__field.labels.host_name}")],
+        links=[node_detail_link("${__field.labels.host_name:percentencode}")],
     )
 
 
@@ -192,7 +192,7 @@ def utilization_per_node_timeseries() -> timeseries.Panel:
         "requests means the bottleneck is downstream.",
         "percentunit",
         [series_query(utilization(BY_NODE), "{{host_name}}")],
-        links=[node_detail_link("${__field.labels.host_name}")],
+        links=[node_detail_link("${__field.labels.host_name:percentencode}")],
     )
 
 

@@ -573,7 +573,7 @@ def _tasks_table(rows: list[TaskRow]) -> Table:
         table.add_column(column, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(
-            row.task.removeprefix(prefix),
+            _plain(row.task.removeprefix(prefix)),
             format_count(row.runs),
             format_rate(row.runs_per_s),
             format_seconds(row.p95_duration_s),
@@ -628,7 +628,7 @@ def _capacity_table(rows: list[CapacityRow]) -> Table:
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(
-            row.node,
+            _plain(row.node),
             format_ratio(row.share_of_traffic),
             format_seconds(row.queue_p50_s),
             format_seconds(row.queue_p95_s),
