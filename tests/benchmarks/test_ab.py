@@ -1,8 +1,9 @@
-"""`benchmarks.ab`: a tree's run uses that tree's code only, and overhead is per tree."""
+"""`benchmarks.ab` and `benchmarks.sql_seam`: each measures what it says, on the right code."""
 
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,18 @@ def test_a_run_in_a_tree_reports_its_workers_figures(tmp_path: Path) -> None:
                        check=True, capture_output=True)  # fmt: skip
     assert set(figures) == {"/hello/", "/sql/", "/mixed/"}
     assert all(us > 0 for us in figures.values())
+
+
+def test_sql_seam_benchmark_measures_the_three_ways() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.sql_seam"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")][1:]
+    assert len(rows) == 3
+    per_query = [float(row.split("|")[2]) for row in rows]
+    assert all(us > 0 for us in per_query)
