@@ -260,7 +260,7 @@ def main(
     ] = None,
     repetitions: Annotated[int, typer.Option(help="Alternating repetitions.")] = 5,
     duration: Annotated[int, typer.Option(help="Seconds of load per view and run.")] = 2,
-    warmup: Annotated[int, typer.Option(help="Seconds of warm-up per server start.")] = 1,
+    warmup: Annotated[int, typer.Option(help="Seconds of warm-up per server start.")] = 3,
     connections: Annotated[int, typer.Option(help="wrk connections.")] = 4,
     quick: Annotated[
         bool, typer.Option(help="One repetition: a look in about 3 minutes, not a result.")
