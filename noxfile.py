@@ -134,7 +134,9 @@ def _install_lock() -> Iterator[None]:
 
 def _install(session: nox.Session, django: str) -> None:
     with _install_lock():
-        session.install("-e", ".[test]", f"Django~={django}.0")
+        # Wagtail for tests/telemetry/test_wagtail_hooks.py (a dev dependency, not in [test]):
+        # the newest release that supports the pair's Django (7.x on 4.2, 8.x from 5.2).
+        session.install("-e", ".[test]", f"Django~={django}.0", "wagtail")
     session.run(
         "python",
         "-c",
