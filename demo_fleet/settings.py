@@ -8,6 +8,8 @@ by the telemetry app itself.
 
 import os
 
+import django
+
 from fleetscope.demo import env
 
 BASE_DIR = env.demo_dir()
@@ -72,8 +74,13 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ROUTES = {"fleetscope.demo.shop.tasks.build_sales_report": {"queue": "reports"}}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# The confirmation e-mails go nowhere.
-EMAIL_BACKEND = "django.core.mail.backends.dummy.EmailBackend"
+# The confirmation e-mails go nowhere. Django 6.1 replaces EMAIL_BACKEND by MAILERS (and
+# warns about the old setting).
+_DUMMY_MAIL = "django.core.mail.backends.dummy.EmailBackend"
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": _DUMMY_MAIL}}
+else:
+    EMAIL_BACKEND = _DUMMY_MAIL
 
 TELEMETRY = {
     "SERVICE_NAME": "demo-shop",

@@ -1,5 +1,7 @@
 """Django settings for the unit tests: SQLite in memory, local-memory caches."""
 
+import django
+
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
 USE_TZ = True
@@ -48,3 +50,8 @@ SILKY_IGNORE_QUERIES = IGNORE_QUERIES
 SILKY_ANALYZE_QUERIES = False
 SILKY_MAX_RECORDED_REQUESTS = 1000
 SILKY_MAX_RECORDED_REQUESTS_CHECK_PERCENT = 0
+
+# Django 6.1 sends mail through MAILERS and warns when none is configured (the test
+# environment swaps the backend for the locmem outbox either way).
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
