@@ -147,8 +147,9 @@ def _haproxy_binds() -> dict[str, list[str]]:
         path
         for path in REPO.rglob("*")
         if path.is_file()
-        and ".venv" not in path.parts
-        and ".git" not in path.parts
+        # The repository's own files: not virtualenvs, nox sessions' temporary trees, caches.
+        and not any(part.startswith(".") for part in path.relative_to(REPO).parts)
+        and "build" not in path.relative_to(REPO).parts
         and "haproxy" in path.name.lower()
         and path.suffix in (".cfg", ".conf", "")
     ]
