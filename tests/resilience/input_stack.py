@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fleetscope.collector.process import ManagedProcess, free_port, port_in_use
+from fleetscope.collector.process import ManagedProcess, free_ports, port_in_use
 from fleetscope.collector.prometheus import PrometheusSettings, start_prometheus
 from fleetscope.collector.run import CollectorPorts, CollectorSettings, config_path, start_collector
 from tests.integration.stack import LocalStack, eventually
@@ -181,12 +181,14 @@ def start_nodes(tmp_path_factory: pytest.TempPathFactory, *specs: NodeSpec) -> l
     """Nodes on free loopback ports, their databases migrated; started together (each takes
     seconds to import Django), returned once every one accepts connections."""
     launched: list[tuple[Node, int]] = []
+    # Picked together: one at a time, the OS can hand two nodes the same port (a run had the
+    # second node fail to bind while its requests went to the first).
+    ports = free_ports(len(specs))
     try:
-        for spec in specs:
+        for spec, port in zip(specs, ports, strict=True):
             workdir = tmp_path_factory.mktemp(spec.name)
             migrated_database(tmp_path_factory, workdir / "db.sqlite3")
             environ = node_env(workdir, spec.name, spec.endpoint, spec.telemetry, spec.env)
-            port = free_port()
             if spec.server == "uvicorn":
                 args = [sys.executable, "-m", "uvicorn", ASGI, "--host", "127.0.0.1"]
                 args += ["--port", str(port), "--workers", str(spec.workers), "--no-access-log"]
