@@ -27,12 +27,21 @@ def promtool() -> str:
 
 
 @pytest.fixture(scope="session")
-def fleet_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a real Prometheus whose TSDB was backfilled with the synthetic fleet, ending now."""
+def fleet_end() -> int:
+    """When the synthetic fleet's samples end (a Unix second, the time of its last sample).
+    Tests whose figures depend on where a rate window falls query at this time: on a slow,
+    shared machine they may run minutes after the data was written."""
+    return int(time.time())
+
+
+@pytest.fixture(scope="session")
+def fleet_prometheus(tmp_path_factory: pytest.TempPathFactory, fleet_end: int) -> Iterator[str]:
+    """URL of a real Prometheus whose TSDB was backfilled with the synthetic fleet, ending at
+    `fleet_end`."""
     workdir = tmp_path_factory.mktemp("prometheus")
     data = workdir / "data"
     metrics = workdir / "fleet.om"
-    metrics.write_text(openmetrics(time.time()))
+    metrics.write_text(openmetrics(fleet_end))
     subprocess.run(
         [promtool(), "tsdb", "create-blocks-from", "openmetrics", str(metrics), str(data)],
         check=True,
