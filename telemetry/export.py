@@ -38,7 +38,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from .conf import ExportTarget
 from .otlp import export_metrics_request, export_trace_request, rejected_count
 from .spans import DeferredSpan
-from .transport import EndpointError, Sender, make_sender
+from .transport import EndpointError, Sender, SendResult, make_sender
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -151,6 +151,12 @@ class ExportWorker:
         self._senders: dict[str, Sender] = {}
         self._targets = {"traces": config.traces, "metrics": config.metrics}
         self._pending: tuple[bytes, int] | None = None  # a span batch awaiting retry
+        # The thread and an exit flush may both be at work (the thread's send can be stuck on
+        # an endpoint that never answers): the batch lock makes taking spans into `_pending`
+        # and settling its outcome atomic, the metrics lock makes collecting and sending one
+        # export atomic, so the export read last is the export sent last.
+        self._batch_lock = threading.Lock()
+        self._metrics_lock = threading.Lock()
         self._retry_at = 0.0
         self._backoff = _BACKOFF_FIRST
         self._next_metrics = time.monotonic() + self.interval
@@ -220,6 +226,8 @@ class ExportWorker:
                 break
             try:
                 self.export_spans()
+                if self._stopping:  # the exit flush exports from here on
+                    break
                 if time.monotonic() >= self._next_metrics:
                     self._next_metrics = time.monotonic() + self.interval
                     self.export_metrics_once()
@@ -239,25 +247,46 @@ class ExportWorker:
     # -- spans -------------------------------------------------------------------------
 
     def export_spans(self, deadline: float | None = None, sender: Sender | None = None) -> None:
-        """Send queued spans in batches until the queue is empty, a batch fails, or `deadline`."""
+        """Send queued spans in batches until the queue is empty, a batch fails, or `deadline`.
+        The thread (no deadline) gives up as soon as the exit flush has begun."""
         queue = self.runtime.span_queue
         if not self.export_traces:
             queue.take(len(queue))
             return
+        thread = deadline is None
         while True:
-            if self._pending is None:
-                spans = queue.take(SPAN_BATCH)
-                if not spans:
+            with self._batch_lock:
+                if thread and self._stopping:
                     return
-                self._pending = (export_trace_request(self.runtime.resource, spans), len(spans))
-            elif deadline is None and time.monotonic() < self._retry_at:
-                return
-            body, count = self._pending
+                if self._pending is None:
+                    spans = queue.take(SPAN_BATCH)
+                    if not spans:
+                        return
+                    self._pending = (
+                        export_trace_request(self.runtime.resource, spans),
+                        len(spans),
+                    )
+                elif thread and time.monotonic() < self._retry_at:
+                    return
+                batch = self._pending
             timeout = self._timeout("traces", deadline)
             if timeout <= 0:
                 return
-            result = (sender or self._sender("traces")).send(body, timeout)
-            instruments = self.runtime.instruments
+            result = (sender or self._sender("traces")).send(batch[0], timeout)
+            if not self._settle(batch, result):
+                return
+            if thread:
+                time.sleep(0)  # let request threads have the GIL between batches
+
+    def _settle(self, batch: tuple[bytes, int], result: SendResult) -> bool:
+        """Count what became of `batch`; True when the next batch may be sent."""
+        count = batch[1]
+        instruments = self.runtime.instruments
+        if not result.ok:
+            instruments.export_failures.add(("traces", result.error_type))
+        with self._batch_lock:
+            if self._pending is not batch:  # the other side settled it (or gave it up)
+                return False
             if result.ok:
                 self._pending = None
                 self._backoff = _BACKOFF_FIRST
@@ -265,25 +294,27 @@ class ExportWorker:
                 instruments.spans_exported.add((), count - rejected)
                 if rejected:
                     instruments.spans_dropped.add(("rejected",), rejected)
-                if deadline is None:
-                    time.sleep(0)  # let request threads have the GIL between batches
-                continue
-            instruments.export_failures.add(("traces", result.error_type))
+                return True
             if result.retryable:
                 self._retry_at = time.monotonic() + self._backoff
                 self._backoff = min(self._backoff * 2, _BACKOFF_MAX)
-                self.failures.failed(
-                    self._targets["traces"],
-                    result.detail,
-                    f"{count} span(s) wait for a retry; {len(queue)} more are queued "
-                    f"(at most {queue.max_size}, then new spans are dropped and counted).",
-                )
-                return
-            self._pending = None
-            instruments.spans_dropped.add(("rejected",), count)
+            else:
+                self._pending = None
+                instruments.spans_dropped.add(("rejected",), count)
+            queued = len(self.runtime.span_queue)
+        if result.retryable:
             self.failures.failed(
-                self._targets["traces"], result.detail, f"{count} span(s) were dropped."
+                self._targets["traces"],
+                result.detail,
+                f"{count} span(s) wait for a retry; {queued} more are queued "
+                f"(at most {self.runtime.span_queue.max_size}, then new spans are dropped and "
+                "counted).",
             )
+            return False
+        self.failures.failed(
+            self._targets["traces"], result.detail, f"{count} span(s) were dropped."
+        )
+        return True
 
     # -- metrics -----------------------------------------------------------------------
 
@@ -299,8 +330,21 @@ class ExportWorker:
         timeout = self._timeout("metrics", deadline)
         if timeout <= 0:
             return False
-        body = export_metrics_request(self.collect_metrics())
-        result = (sender or self._sender("metrics")).send(body, timeout)
+        # One export at a time, so that the counts read last are the counts sent last. The
+        # exit flush waits for the thread's export in flight (within its budget); the thread
+        # leaves the export to the flush once it has begun.
+        locked = self._metrics_lock.acquire(timeout=timeout if deadline is not None else -1)
+        try:
+            if deadline is None and self._stopping:
+                return True
+            timeout = self._timeout("metrics", deadline)
+            if timeout <= 0:
+                return False
+            body = export_metrics_request(self.collect_metrics())
+            result = (sender or self._sender("metrics")).send(body, timeout)
+        finally:
+            if locked:
+                self._metrics_lock.release()
         if result.ok:
             return True
         self.runtime.instruments.export_failures.add(("metrics", result.error_type))
@@ -341,9 +385,14 @@ class ExportWorker:
                 if self.export_metrics:
                     span_deadline -= (deadline - time.monotonic()) / 2
                 self.export_spans(span_deadline, sender)
-                left = len(self.runtime.span_queue) + (self._pending[1] if self._pending else 0)
-                if stop and left:
-                    self.runtime.instruments.spans_dropped.add(("exit",), left)
+                if stop:
+                    with self._batch_lock:  # the thread can no longer settle what is given up
+                        left = len(self.runtime.span_queue.take(len(self.runtime.span_queue)))
+                        if self._pending is not None:
+                            left += self._pending[1]
+                            self._pending = None
+                    if left:
+                        self.runtime.instruments.spans_dropped.add(("exit",), left)
             if self.export_metrics:
                 sender = make_sender(self._targets["metrics"])
                 senders.append(sender)
