@@ -18,6 +18,7 @@ What happens when the collector does not take the data (docs/reliability.md):
 - at exit, one final flush runs with a hard budget (`EXIT_FLUSH_TIMEOUT_MS`, 2 s by default):
   spans get at most half of it when metrics follow, so a traces endpoint that never answers
   cannot cost the last metrics; spans still held then are counted (`reason="exit"`).
+  From then on the thread exports nothing, so the flush's export is the process's last.
 """
 
 from __future__ import annotations
